@@ -1,0 +1,3 @@
+from dashify.exceptions import RedisUnavailable
+
+__all__ = ["RedisUnavailable"]

@@ -1,0 +1,286 @@
+"""
+Writes: the per-user session index, revocation, and WebSocket token markers.
+
+Redis layout (keys under DASHIFY_REDIS_KEY_PREFIX):
+
+sessions database
+    ``user-sessions:<user id>``  hash, session key -> JSON (device, IP,
+                                 signed-in time)
+    ``user-seen:<user id>``      hash, session key -> last-seen time
+tokens database
+    ``ws-jti:<jti>``             string, the session binding of an unspent
+                                 token; expires with the token
+    ``ws-sid:<binding>``         set of the unspent token ids a session
+                                 minted; deleting it voids them all
+
+A token is spent by removing its id from both, atomically, in one script;
+if either is gone (spent, evicted, flushed, session ended) it is refused.
+"""
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+
+from django.conf import settings
+from django.core.cache import caches
+from django.utils.crypto import salted_hmac
+from django_redis import get_redis_connection
+from redis.exceptions import RedisError
+
+from accounts import tokens
+from accounts.exceptions import RedisUnavailable
+from accounts.models import User
+from accounts.signals import session_ended
+from dashify.redis import aget_client, get_client, key
+
+logger = logging.getLogger("dashify.accounts")
+security_logger = logging.getLogger("dashify.security")
+
+
+
+class EndReason(StrEnum):
+    """Why a session stopped existing under its key."""
+
+    SIGNED_OUT = "signed-out"
+    REVOKED = "revoked"
+    PASSWORD_CHANGED = "password-changed"
+    DEACTIVATED = "deactivated"
+    DELETED = "deleted"
+    # Same person, new key (password change on this device): sockets
+    # reconnect with a fresh token instead of showing "signed out".
+    ROTATED = "rotated"
+
+
+def session_binding(session_key: str) -> str:
+    """Return the keyed hash that ties a token to a session (not the key)."""
+    return salted_hmac(
+        "dashify.accounts.session-binding", session_key, algorithm="sha256"
+    ).hexdigest()[:32]
+
+
+# --- the session index --------------------------------------------------------
+
+
+def _index(user_id: int) -> str:
+    return key("user-sessions", user_id)
+
+
+def _seen(user_id: int) -> str:
+    return key("user-seen", user_id)
+
+
+def record_session(
+    *, user_id: int, session_key: str, user_agent: str, ip_address: str
+) -> None:
+    """Add a freshly signed-in session to its user's index."""
+    meta = {
+        "user_agent": user_agent[:400],
+        "ip_address": ip_address,
+        "signed_in": int(time.time()),
+    }
+    client = get_redis_connection("sessions")
+    pipe = client.pipeline()
+    pipe.hset(_index(user_id), session_key, json.dumps(meta))
+    pipe.hset(_seen(user_id), session_key, int(time.time()))
+    pipe.expire(_index(user_id), settings.SESSION_COOKIE_AGE)
+    pipe.expire(_seen(user_id), settings.SESSION_COOKIE_AGE)
+    pipe.execute()
+    security_logger.info("session started user=%s", user_id)
+
+
+def touch_session(user_id: int, session_key: str) -> None:
+    """Record that a session was used just now."""
+    get_redis_connection("sessions").hset(
+        _seen(user_id), session_key, int(time.time())
+    )
+
+
+def rotate_session(user_id: int, old_key: str, new_key: str) -> None:
+    """Move a session's index entry to its new key and end the old key's sockets."""
+    client = get_redis_connection("sessions")
+    meta = client.hget(_index(user_id), old_key)
+    pipe = client.pipeline()
+    pipe.hdel(_index(user_id), old_key)
+    pipe.hdel(_seen(user_id), old_key)
+    if meta is not None:
+        pipe.hset(_index(user_id), new_key, meta)
+        pipe.hset(_seen(user_id), new_key, int(time.time()))
+    pipe.execute()
+    _void_tokens_and_sockets(user_id, [old_key], EndReason.ROTATED)
+
+
+def forget_session(
+    user_id: int, session_key: str, reason: EndReason = EndReason.SIGNED_OUT
+) -> None:
+    """Drop a deleted session from the index, void its tokens, end its sockets."""
+    client = get_redis_connection("sessions")
+    pipe = client.pipeline()
+    pipe.hdel(_index(user_id), session_key)
+    pipe.hdel(_seen(user_id), session_key)
+    pipe.execute()
+    _void_tokens_and_sockets(user_id, [session_key], reason)
+
+
+def revoke_sessions(
+    user_id: int,
+    reason: EndReason,
+    *,
+    only: str | None = None,
+    keep: str | None = None,
+) -> int:
+    """
+    Delete sessions of a user and return how many were live.
+
+    With ``only`` (a session's binding, as shown on the sessions pages in
+    place of the key), delete that session if and only if it is the user's;
+    with ``keep`` (a session key), delete all but that one. Unknown values
+    are ignored, so nobody can end somebody else's session by naming it.
+    """
+    client = get_redis_connection("sessions")
+    known = [k.decode() for k in client.hkeys(_index(user_id))]
+    if only is not None:
+        targets = [k for k in known if session_binding(k) == only]
+    else:
+        targets = [k for k in known if k != keep]
+    if not targets:
+        return 0
+
+    store = _session_store()
+    sessions_cache = caches[settings.SESSION_CACHE_ALIAS]
+    cache_keys = [store.raw_cache_key(k) for k in targets]
+    live = len(sessions_cache.get_many(cache_keys))
+    sessions_cache.delete_many(cache_keys)
+
+    pipe = client.pipeline()
+    pipe.hdel(_index(user_id), *targets)
+    pipe.hdel(_seen(user_id), *targets)
+    pipe.execute()
+    _void_tokens_and_sockets(user_id, targets, reason)
+    security_logger.info(
+        "sessions revoked user=%s count=%s reason=%s", user_id, live, reason
+    )
+    return live
+
+
+def _session_store():  # type: ignore[no-untyped-def]
+    from accounts.sessions import SessionStore
+
+    return SessionStore()
+
+
+def _void_tokens_and_sockets(
+    user_id: int, session_keys: list[str], reason: EndReason
+) -> None:
+    bindings = [session_binding(k) for k in session_keys]
+    get_client("tokens").delete(*(key("ws-sid", b) for b in bindings))
+    for binding in bindings:
+        session_ended.send(
+            sender=EndReason, user_id=user_id, binding=binding, reason=reason
+        )
+
+
+# --- WebSocket tokens -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WsIdentity:
+    """Who a spent WebSocket token speaks for."""
+
+    user_id: int
+    tenant_id: int
+    binding: str
+    jti: str
+
+
+def _ws_secrets() -> list[str]:
+    return [
+        settings.DASHIFY_WS_TOKEN_SECRET,
+        *settings.DASHIFY_WS_TOKEN_PREVIOUS_SECRETS,
+    ]
+
+
+def issue_ws_token(user: User, session_key: str) -> tokens.IssuedToken:
+    """
+    Mint a single-use WebSocket token for a signed-in session and record it
+    as unspent. Raises RedisUnavailable if the marker cannot be written.
+    """
+    binding = session_binding(session_key)
+    ttl = settings.DASHIFY_WS_TOKEN_TTL
+    issued = tokens.issue_token(
+        tokens.WS_TOKEN,
+        {"sub": str(user.pk), "tid": user.tenant_id, "sid": binding},
+        now=int(time.time()),
+        lifetime=ttl,
+        secret=settings.DASHIFY_WS_TOKEN_SECRET,
+        kid=settings.DASHIFY_WS_TOKEN_KID,
+    )
+    pipe = get_client("tokens").pipeline()
+    pipe.set(key("ws-jti", issued.jti), binding, ex=ttl)
+    pipe.sadd(key("ws-sid", binding), issued.jti)
+    pipe.expire(key("ws-sid", binding), ttl)
+    try:
+        pipe.execute()
+    except RedisError as error:
+        raise RedisUnavailable from error
+    security_logger.info(
+        "ws token issued user=%s tenant=%s jti=%s",
+        user.pk,
+        user.tenant_id,
+        issued.jti[:8],
+    )
+    return issued
+
+
+def verify_ws_token(token: object, now: int) -> WsIdentity | tokens.Refusal:
+    """Check a WebSocket token's form, signature and claims (no Redis)."""
+    claims = tokens.verify_token(
+        tokens.WS_TOKEN,
+        token,
+        now=now,
+        secrets=_ws_secrets(),
+        leeway=settings.DASHIFY_WS_TOKEN_LEEWAY,
+        max_lifetime=settings.DASHIFY_WS_TOKEN_TTL,
+    )
+    if isinstance(claims, tokens.Refusal):
+        return claims
+    return WsIdentity(
+        user_id=int(claims["sub"]),
+        tenant_id=claims["tid"],
+        binding=claims["sid"],
+        jti=claims["jti"],
+    )
+
+
+# Spend a token: both markers must be present and agree. GETDEL and SREM
+# run in one script, so two handshakes racing with the same token (in one
+# process or several) see exactly one success.
+_SPEND_SCRIPT = """
+local binding = redis.call('GETDEL', KEYS[1])
+local member = redis.call('SREM', KEYS[2], ARGV[2])
+if binding == ARGV[1] and member == 1 then
+  return 1
+end
+return 0
+"""
+
+
+async def aspend_ws_token(identity: WsIdentity) -> bool:
+    """
+    Spend a verified token's single use. Return False if it was already
+    spent or voided. Raises RedisUnavailable if Redis cannot answer.
+    """
+    client = aget_client("tokens")
+    try:
+        result = await client.eval(
+            _SPEND_SCRIPT,
+            2,
+            key("ws-jti", identity.jti),
+            key("ws-sid", identity.binding),
+            identity.binding,
+            identity.jti,
+        )
+    except RedisError as error:
+        raise RedisUnavailable from error
+    return result == 1

@@ -1,0 +1,100 @@
+from http import HTTPStatus
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import PasswordChangeForm
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.http import require_http_methods, require_POST
+
+from accounts import selectors, services
+from accounts.exceptions import RedisUnavailable
+from accounts.services import EndReason
+
+
+class LoginView(auth_views.LoginView):
+    template_name = "accounts/login.html"
+    redirect_authenticated_user = True
+
+
+class LogoutView(auth_views.LogoutView):
+    """POST only (Django refuses GET with 405); deletes the session in Redis."""
+
+
+@never_cache
+@login_required
+@require_http_methods(["GET", "POST"])
+def sessions_view(request: HttpRequest) -> HttpResponse:
+    """List the person's live sessions; POST revokes one or all others."""
+    current = request.session.session_key
+    if request.method == "POST":
+        if "revoke_others" in request.POST:
+            count = services.revoke_sessions(
+                request.user.pk, EndReason.REVOKED, keep=current
+            )
+            messages.success(request, f"Signed out {count} other session(s).")
+        else:
+            target = request.POST.get("session", "")
+            if current and target == services.session_binding(current):
+                messages.error(request, "Use “Sign out” to end this session.")
+            elif services.revoke_sessions(
+                request.user.pk, EndReason.REVOKED, only=target
+            ):
+                messages.success(request, "Session signed out.")
+            else:
+                messages.error(request, "That session had already ended.")
+        return redirect("accounts:sessions")
+
+    sessions = selectors.live_sessions(request.user.pk, current)
+    return render(request, "accounts/sessions.html", {"sessions": sessions})
+
+
+@never_cache
+@login_required
+@require_http_methods(["GET", "POST"])
+def password_change_view(request: HttpRequest) -> HttpResponse:
+    """
+    Change the password. Saving it ends every session of the person
+    (accounts.receivers); this device is then signed in afresh.
+    """
+    form = PasswordChangeForm(request.user, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        messages.success(request, "Password changed. Other sessions were signed out.")
+        return redirect("accounts:sessions")
+    return render(request, "accounts/password_change.html", {"form": form})
+
+
+@never_cache
+@csrf_protect
+@require_POST
+def ws_token_view(request: HttpRequest) -> JsonResponse:
+    """
+    Mint a single-use WebSocket token for this session.
+
+    401 JSON for anonymous callers (no redirect: this is called by script),
+    503 JSON when the token cannot be recorded.
+    """
+    if not request.user.is_authenticated:
+        return JsonResponse(
+            {"error": "not_authenticated", "detail": "Sign in first."},
+            status=HTTPStatus.UNAUTHORIZED,
+        )
+    try:
+        issued = services.issue_ws_token(request.user, request.session.session_key)
+    except RedisUnavailable:
+        return JsonResponse(
+            {"error": "unavailable", "detail": "Try again in a few seconds."},
+            status=HTTPStatus.SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "5"},
+        )
+    return JsonResponse(
+        {"token": issued.token, "expires_in": settings.DASHIFY_WS_TOKEN_TTL},
+        headers={"Cache-Control": "no-store"},
+    )

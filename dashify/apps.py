@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class DashifyConfig(AppConfig):
+    name = "dashify"
+
+    def ready(self) -> None:
+        from dashify import checks  # noqa: F401  (registers the system checks)

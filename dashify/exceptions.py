@@ -1,0 +1,2 @@
+class RedisUnavailable(Exception):
+    """Redis could not be reached; the request cannot be served safely."""

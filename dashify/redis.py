@@ -1,0 +1,51 @@
+"""
+Redis clients for the purposes that bypass Django's cache API.
+
+Clients are cached per URL (so ``override_settings`` picks up a new one)
+and, for asyncio, per event loop: a redis.asyncio connection belongs to the
+loop that opened it, and tests run each case in a loop of its own.
+"""
+
+import asyncio
+import weakref
+from functools import lru_cache
+
+import redis
+import redis.asyncio
+from django.conf import settings
+
+_async_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, redis.asyncio.Redis]]" = weakref.WeakKeyDictionary()  # noqa: E501
+
+
+def _options() -> dict[str, float | bool]:
+    timeout = settings.DASHIFY_REDIS_TIMEOUT
+    return {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "health_check_interval": 30,
+    }
+
+
+@lru_cache(maxsize=16)
+def _sync_client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, **_options())
+
+
+def get_client(purpose: str) -> redis.Redis:
+    """Return the shared synchronous client for a purpose ("tokens", ...)."""
+    return _sync_client(settings.DASHIFY_REDIS_URLS[purpose])
+
+
+def aget_client(purpose: str) -> redis.asyncio.Redis:
+    """Return the asyncio client for a purpose, bound to the running loop."""
+    url = settings.DASHIFY_REDIS_URLS[purpose]
+    per_loop = _async_clients.setdefault(asyncio.get_running_loop(), {})
+    client = per_loop.get(url)
+    if client is None:
+        client = per_loop[url] = redis.asyncio.Redis.from_url(url, **_options())
+    return client
+
+
+def key(*parts: object) -> str:
+    """Build a Redis key under the configured prefix."""
+    return ":".join([settings.DASHIFY_REDIS_KEY_PREFIX, *map(str, parts)])

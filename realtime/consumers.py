@@ -1,0 +1,280 @@
+"""
+The dashboard socket. Authentication happened at the handshake
+(realtime.middleware); from here on the connection is the credential, and
+it ends when the session that opened it ends.
+
+Client frames are JSON objects with a dotted ``type``; ``chat.join`` is
+handled by ``on_chat_join``. Events from the channel layer use the same
+dotted types and are forwarded to the client as they are.
+"""
+
+import json
+import logging
+import time
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from redis.exceptions import RedisError
+
+from accounts.services import EndReason, WsIdentity
+from realtime import groups, selectors, services
+from realtime.exceptions import Invalid, NotFound
+from realtime.protocol import CloseCode, ErrorCode
+
+logger = logging.getLogger("dashify.realtime")
+
+
+class TokenBucket:
+    """Allow ``rate`` frames a second on average, ``burst`` at once."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.capacity = rate, burst
+        self.tokens, self.stamp = burst, time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+
+def _id(payload: dict[str, Any], name: str) -> int:
+    value = payload.get(name)
+    if type(value) is not int or value <= 0:
+        raise Invalid(f"{name} must be a positive integer id.")
+    return value
+
+
+class DashboardConsumer(AsyncWebsocketConsumer):
+    identity: WsIdentity
+
+    async def connect(self) -> None:
+        self.identity = self.scope["dashify"]
+        self.bucket = TokenBucket(settings.DASHIFY_WS_RATE, settings.DASHIFY_WS_BURST)
+        self.joined: set[str] = set()
+        for group in (
+            groups.session_group(self.identity.binding),
+            groups.user_group(self.identity.user_id),
+        ):
+            await self.join(group)
+        await self.accept()
+        unread = await database_sync_to_async(selectors.unread_count)(
+            self.identity.user_id
+        )
+        await self.send_event(
+            {
+                "type": "hello",
+                "user": self.identity.user_id,
+                "tenant": self.identity.tenant_id,
+                "unread": unread,
+                "limits": {
+                    "max_frame_bytes": settings.DASHIFY_WS_MAX_FRAME_BYTES,
+                    "rate": settings.DASHIFY_WS_RATE,
+                    "burst": settings.DASHIFY_WS_BURST,
+                },
+            }
+        )
+
+    async def disconnect(self, code: int) -> None:
+        for group in list(getattr(self, "joined", ())):
+            await self.channel_layer.group_discard(group, self.channel_name)
+        logger.info(
+            "ws closed user=%s tenant=%s code=%s",
+            self.identity.user_id,
+            self.identity.tenant_id,
+            code,
+        )
+
+    async def join(self, group: str) -> None:
+        await self.channel_layer.group_add(group, self.channel_name)
+        self.joined.add(group)
+
+    async def leave(self, group: str) -> None:
+        if group in self.joined:
+            self.joined.discard(group)
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    # --- frames from the client --------------------------------------------
+
+    async def receive(
+        self, text_data: str | None = None, bytes_data: bytes | None = None
+    ) -> None:
+        if text_data is None:
+            await self.close(CloseCode.UNSUPPORTED_DATA)
+            return
+        if len(text_data.encode()) > settings.DASHIFY_WS_MAX_FRAME_BYTES:
+            logger.warning("ws frame too big user=%s", self.identity.user_id)
+            await self.close(CloseCode.MESSAGE_TOO_BIG)
+            return
+        if not self.bucket.take():
+            logger.warning("ws rate limit user=%s", self.identity.user_id)
+            await self.close(CloseCode.RATE_LIMITED)
+            return
+
+        try:
+            payload = json.loads(text_data)
+        except ValueError:
+            await self.send_error(ErrorCode.BAD_JSON, "Frames must be JSON objects.")
+            return
+        if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
+            await self.send_error(
+                ErrorCode.BAD_REQUEST, 'Frames must be objects with a "type".'
+            )
+            return
+
+        handler = self.HANDLERS.get(payload["type"])
+        if handler is None:
+            await self.send_error(
+                ErrorCode.UNKNOWN_TYPE, "Unknown type; see docs/protocol.md."
+            )
+            return
+        try:
+            await handler(self, payload)
+        except NotFound:
+            await self.send_error(ErrorCode.NOT_FOUND, "No such object.", payload)
+        except Invalid as error:
+            await self.send_error(ErrorCode.BAD_REQUEST, str(error), payload)
+        except RedisError:
+            logger.warning("Redis unreachable during %s", payload["type"])
+            await self.send_error(
+                ErrorCode.UNAVAILABLE, "Temporarily unavailable; retry.", payload
+            )
+
+    async def on_ping(self, payload: dict[str, Any]) -> None:
+        await self.send_event({"type": "pong"})
+
+    async def on_chat_join(self, payload: dict[str, Any]) -> None:
+        room_id = _id(payload, "room")
+        room = await database_sync_to_async(selectors.room_for)(
+            self.identity.tenant_id, room_id
+        )
+        if room is None:
+            raise NotFound
+        await self.join(groups.room_group(self.identity.tenant_id, room.pk))
+        history = await database_sync_to_async(selectors.recent_messages)(room)
+        await self.send_event(
+            {"type": "chat.history", "room": room.pk, "messages": history}
+        )
+
+    async def on_chat_leave(self, payload: dict[str, Any]) -> None:
+        await self.leave(groups.room_group(self.identity.tenant_id, _id(payload, "room")))
+
+    async def on_chat_send(self, payload: dict[str, Any]) -> None:
+        room_id = _id(payload, "room")
+        if groups.room_group(self.identity.tenant_id, room_id) not in self.joined:
+            raise NotFound
+        await database_sync_to_async(services.post_message)(
+            tenant_id=self.identity.tenant_id,
+            user_id=self.identity.user_id,
+            room_id=room_id,
+            body=payload.get("body"),
+        )
+
+    async def on_board_subscribe(self, payload: dict[str, Any]) -> None:
+        board_id = _id(payload, "board")
+        board = await database_sync_to_async(selectors.board_for)(
+            self.identity.tenant_id, board_id
+        )
+        if board is None:
+            raise NotFound
+        await self.join(groups.board_group(self.identity.tenant_id, board.pk))
+        # Subscribe first, then snapshot: an event racing the snapshot is
+        # seen twice at worst (idempotent on the client), never missed.
+        snapshot = await database_sync_to_async(selectors.board_snapshot)(board)
+        await self.send_event({"type": "board.snapshot", "board": snapshot})
+
+    async def on_board_unsubscribe(self, payload: dict[str, Any]) -> None:
+        await self.leave(
+            groups.board_group(self.identity.tenant_id, _id(payload, "board"))
+        )
+
+    async def on_card_create(self, payload: dict[str, Any]) -> None:
+        await database_sync_to_async(services.create_card)(
+            tenant_id=self.identity.tenant_id,
+            board_id=_id(payload, "board"),
+            column_id=payload.get("column"),
+            title=payload.get("title"),
+        )
+
+    async def on_card_update(self, payload: dict[str, Any]) -> None:
+        await database_sync_to_async(services.update_card)(
+            tenant_id=self.identity.tenant_id,
+            card_id=_id(payload, "card"),
+            title=payload.get("title"),
+        )
+
+    async def on_card_move(self, payload: dict[str, Any]) -> None:
+        await database_sync_to_async(services.move_card)(
+            tenant_id=self.identity.tenant_id,
+            card_id=_id(payload, "card"),
+            column_id=payload.get("column"),
+            position=payload.get("position"),
+        )
+
+    async def on_notification_read(self, payload: dict[str, Any]) -> None:
+        await database_sync_to_async(services.mark_read)(
+            user_id=self.identity.user_id, notification_id=_id(payload, "id")
+        )
+
+    HANDLERS = {
+        "ping": on_ping,
+        "chat.join": on_chat_join,
+        "chat.leave": on_chat_leave,
+        "chat.send": on_chat_send,
+        "board.subscribe": on_board_subscribe,
+        "board.unsubscribe": on_board_unsubscribe,
+        "card.create": on_card_create,
+        "card.update": on_card_update,
+        "card.move": on_card_move,
+        "notification.read": on_notification_read,
+    }
+
+    # --- events from the channel layer ---------------------------------------
+
+    async def chat_message(self, event: dict[str, Any]) -> None:
+        await self.send_event(event)
+
+    async def card_created(self, event: dict[str, Any]) -> None:
+        await self.send_event(event)
+
+    async def card_updated(self, event: dict[str, Any]) -> None:
+        await self.send_event(event)
+
+    async def card_moved(self, event: dict[str, Any]) -> None:
+        await self.send_event(event)
+
+    async def notification_created(self, event: dict[str, Any]) -> None:
+        await self.send_event(event)
+
+    async def notification_read(self, event: dict[str, Any]) -> None:
+        await self.send_event(event)
+
+    async def session_ended(self, event: dict[str, Any]) -> None:
+        rotated = event["reason"] == EndReason.ROTATED
+        await self.send_event({"type": "session.ended", "reason": event["reason"]})
+        await self.close(
+            CloseCode.SESSION_ROTATED if rotated else CloseCode.SESSION_ENDED
+        )
+
+    # --- output ---------------------------------------------------------------
+
+    async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
+        # The WebSocket protocol layer under daphne accepts only a plain
+        # int, not an IntEnum member.
+        await super().close(code=int(code) if code else None, reason=reason)
+
+    async def send_event(self, event: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(event, separators=(",", ":")))
+
+    async def send_error(
+        self, code: ErrorCode, message: str, request: dict[str, Any] | None = None
+    ) -> None:
+        frame: dict[str, Any] = {"type": "error", "code": code, "message": message}
+        if request is not None and isinstance(request.get("ref"), str | int):
+            frame["ref"] = request["ref"]
+        await self.send_event(frame)

@@ -1,0 +1,97 @@
+"""
+Reads on behalf of a client. Every function takes the client's tenant and
+answers None for an id of another tenant exactly as for one that does not
+exist, so that ids cannot be probed across tenants.
+"""
+
+from typing import Any
+
+from django.conf import settings
+
+from realtime.models import Board, Card, ChatMessage, Notification, Room
+
+
+def room_for(tenant_id: int, room_id: int) -> Room | None:
+    return Room.objects.filter(pk=room_id, tenant_id=tenant_id).first()
+
+
+def board_for(tenant_id: int, board_id: int) -> Board | None:
+    return Board.objects.filter(pk=board_id, tenant_id=tenant_id).first()
+
+
+def card_for(tenant_id: int, card_id: int) -> Card | None:
+    return (
+        Card.objects.select_related("board")
+        .filter(pk=card_id, board__tenant_id=tenant_id)
+        .first()
+    )
+
+
+def message_payload(message: ChatMessage) -> dict[str, Any]:
+    return {
+        "id": message.pk,
+        "room": message.room_id,
+        "author": message.author.username,
+        "body": message.body,
+        "at": message.created_at.isoformat(),
+    }
+
+
+def recent_messages(room: Room) -> list[dict[str, Any]]:
+    limit = settings.DASHIFY_CHAT_HISTORY
+    latest = room.messages.select_related("author").order_by("-id")[:limit]
+    return [message_payload(m) for m in reversed(latest)]
+
+
+def card_payload(card: Card) -> dict[str, Any]:
+    return {
+        "id": card.pk,
+        "board": card.board_id,
+        "column": card.column_id,
+        "title": card.title,
+        "position": card.position,
+        "due_at": card.due_at.isoformat() if card.due_at else None,
+        "assignee": card.assignee.username if card.assignee else None,
+    }
+
+
+def board_snapshot(board: Board) -> dict[str, Any]:
+    cards = board.cards.select_related("assignee").order_by("position", "id")
+    return {
+        "id": board.pk,
+        "name": board.name,
+        "columns": [
+            {"id": c.pk, "name": c.name, "position": c.position}
+            for c in board.columns.all()
+        ],
+        "cards": [card_payload(card) for card in cards],
+    }
+
+
+def notification_payload(notification: Notification) -> dict[str, Any]:
+    return {
+        "id": notification.pk,
+        "text": notification.text,
+        "link": notification.link,
+        "at": notification.created_at.isoformat(),
+        "read": notification.read_at is not None,
+    }
+
+
+def recent_notifications(user_id: int, limit: int = 20) -> list[dict[str, Any]]:
+    latest = Notification.objects.filter(user_id=user_id).order_by("-id")[:limit]
+    return [notification_payload(n) for n in latest]
+
+
+def unread_count(user_id: int) -> int:
+    return Notification.objects.filter(user_id=user_id, read_at=None).count()
+
+
+def rooms_of(tenant_id: int) -> list[dict[str, Any]]:
+    return [{"id": r.pk, "name": r.name} for r in Room.objects.filter(tenant_id=tenant_id)]
+
+
+def boards_of(tenant_id: int) -> list[dict[str, Any]]:
+    return [
+        {"id": b.pk, "name": b.name} for b in Board.objects.filter(tenant_id=tenant_id)
+    ]

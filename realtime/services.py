@@ -1,0 +1,203 @@
+"""
+Writes for chat, notifications and boards. Each one stores first and then,
+once the transaction commits, broadcasts to the groups that show it, so a
+client never sees an event for data that was rolled back.
+"""
+
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import Tenant, User
+from realtime import groups, selectors
+from realtime.exceptions import Invalid, NotFound
+from realtime.models import (
+    MAX_MESSAGE_LENGTH,
+    MAX_TITLE_LENGTH,
+    Board,
+    Card,
+    ChatMessage,
+    Column,
+    Notification,
+    Room,
+)
+
+
+def broadcast(group: str, event: dict[str, Any]) -> None:
+    """Send an event to a group after the current transaction commits."""
+    layer = get_channel_layer()
+    transaction.on_commit(lambda: async_to_sync(layer.group_send)(group, event))
+
+
+def _clean_text(value: object, limit: int, what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise Invalid(f"{what} must be a non-empty string.")
+    value = value.strip()
+    if len(value) > limit:
+        raise Invalid(f"{what} is longer than {limit} characters.")
+    return value
+
+
+def post_message(*, tenant_id: int, user_id: int, room_id: int, body: object) -> None:
+    room = selectors.room_for(tenant_id, room_id)
+    if room is None:
+        raise NotFound
+    text = _clean_text(body, MAX_MESSAGE_LENGTH, "body")
+    message = ChatMessage.objects.create(room=room, author_id=user_id, body=text)
+    message = ChatMessage.objects.select_related("author").get(pk=message.pk)
+    broadcast(
+        groups.room_group(tenant_id, room.pk),
+        {"type": "chat.message", "message": selectors.message_payload(message)},
+    )
+
+
+def notify(
+    *, user: User, text: str, link: str = "", idempotency_key: str | None = None
+) -> tuple[Notification, bool]:
+    """
+    Store a notification for ``user`` and push it to their sockets.
+
+    With an ``idempotency_key`` already used for this user, return the
+    existing notification and push nothing: a retried call is harmless.
+    """
+    text = _clean_text(text, 500, "text")
+    if idempotency_key is not None:
+        existing = Notification.objects.filter(
+            user=user, idempotency_key=idempotency_key
+        ).first()
+        if existing is not None:
+            return existing, False
+    try:
+        with transaction.atomic():
+            notification = Notification.objects.create(
+                user=user, text=text, link=link, idempotency_key=idempotency_key
+            )
+    except IntegrityError:
+        # A concurrent retry with the same key won the race.
+        return Notification.objects.get(user=user, idempotency_key=idempotency_key), False
+    broadcast(
+        groups.user_group(user.pk),
+        {
+            "type": "notification.created",
+            "notification": selectors.notification_payload(notification),
+            "unread": selectors.unread_count(user.pk),
+        },
+    )
+    return notification, True
+
+
+def mark_read(*, user_id: int, notification_id: int) -> None:
+    updated = Notification.objects.filter(
+        pk=notification_id, user_id=user_id, read_at=None
+    ).update(read_at=timezone.now())
+    if not updated and not Notification.objects.filter(
+        pk=notification_id, user_id=user_id
+    ).exists():
+        raise NotFound
+    broadcast(
+        groups.user_group(user_id),
+        {
+            "type": "notification.read",
+            "id": notification_id,
+            "unread": selectors.unread_count(user_id),
+        },
+    )
+
+
+def _column_for(board: Board, column_id: object) -> Column:
+    if type(column_id) is not int:
+        raise Invalid("column must be an integer id.")
+    column = board.columns.filter(pk=column_id).first()
+    if column is None:
+        raise NotFound
+    return column
+
+
+def _renumber(column: Column, card: Card, position: int) -> list[int]:
+    siblings = list(column.cards.exclude(pk=card.pk).order_by("position", "id"))
+    position = max(0, min(position, len(siblings)))
+    siblings.insert(position, card)
+    for index, sibling in enumerate(siblings):
+        if sibling.position != index or sibling.pk == card.pk:
+            sibling.position = index
+            sibling.save(update_fields=["position", "column", "updated_at"])
+    return [sibling.pk for sibling in siblings]
+
+
+def create_card(
+    *, tenant_id: int, board_id: int, column_id: object, title: object
+) -> None:
+    board = selectors.board_for(tenant_id, board_id)
+    if board is None:
+        raise NotFound
+    column = _column_for(board, column_id)
+    text = _clean_text(title, MAX_TITLE_LENGTH, "title")
+    with transaction.atomic():
+        card = Card.objects.create(
+            board=board, column=column, title=text, position=column.cards.count()
+        )
+        broadcast(
+            groups.board_group(tenant_id, board.pk),
+            {"type": "card.created", "card": selectors.card_payload(card)},
+        )
+
+
+def update_card(*, tenant_id: int, card_id: int, title: object) -> None:
+    card = selectors.card_for(tenant_id, card_id)
+    if card is None:
+        raise NotFound
+    card.title = _clean_text(title, MAX_TITLE_LENGTH, "title")
+    card.save(update_fields=["title", "updated_at"])
+    broadcast(
+        groups.board_group(tenant_id, card.board_id),
+        {"type": "card.updated", "card": selectors.card_payload(card)},
+    )
+
+
+def move_card(
+    *, tenant_id: int, card_id: int, column_id: object, position: object
+) -> None:
+    card = selectors.card_for(tenant_id, card_id)
+    if card is None:
+        raise NotFound
+    column = _column_for(card.board, column_id)
+    if type(position) is not int or position < 0:
+        raise Invalid("position must be a non-negative integer.")
+    with transaction.atomic():
+        old_column = card.column
+        card.column = column
+        order = _renumber(column, card, position)
+        if old_column.pk != column.pk:
+            for index, sibling in enumerate(old_column.cards.order_by("position", "id")):
+                if sibling.position != index:
+                    sibling.position = index
+                    sibling.save(update_fields=["position", "updated_at"])
+        card.refresh_from_db()
+        broadcast(
+            groups.board_group(tenant_id, card.board_id),
+            {"type": "card.moved", "card": selectors.card_payload(card), "order": order},
+        )
+
+
+DEMO_COLUMNS = ["To do", "Doing", "Done"]
+DEMO_CARDS = {
+    "acme": ["Draft the Q3 report", "Review dashboards", "Plan the offsite"],
+    "globex": ["Audit the reactor", "Order new badges"],
+}
+
+
+def ensure_demo_content(tenant: Tenant) -> None:
+    """Give a tenant a "general" room and a board with a few cards (idempotent)."""
+    Room.objects.get_or_create(tenant=tenant, name="general")
+    board, created = Board.objects.get_or_create(tenant=tenant, name="Roadmap")
+    if not created:
+        return
+    columns = [
+        Column.objects.create(board=board, name=name, position=index)
+        for index, name in enumerate(DEMO_COLUMNS)
+    ]
+    for index, title in enumerate(DEMO_CARDS.get(tenant.slug, ["First card"])):
+        Card.objects.create(board=board, column=columns[0], title=title, position=index)
