@@ -45,6 +45,7 @@ class Refusal(StrEnum):
     HEADER = "bad-header"
     CLAIMS = "bad-claims"
     AUDIENCE = "wrong-audience"
+    ISSUER = "wrong-issuer"
     EXPIRED = "expired"
     NOT_YET_VALID = "not-yet-valid"
     ISSUED_IN_FUTURE = "issued-in-future"
@@ -60,6 +61,8 @@ class TokenKind:
     # Claim name -> "id" (decimal string), "int", "hex" (32 hex digits) or
     # "str". Every listed claim is required.
     claims: Mapping[str, str]
+    # The only accepted "iss", for kinds that carry one.
+    issuer: str | None = None
 
 
 WS_TOKEN = TokenKind(
@@ -87,6 +90,7 @@ SERVICE_TOKEN = TokenKind(
         "nbf": "int",
         "exp": "int",
     },
+    issuer="dashify-worker",
 )
 
 
@@ -167,6 +171,8 @@ def verify_token(
         return Refusal.CLAIMS
     if claims.get("aud") != kind.audience:
         return Refusal.AUDIENCE
+    if kind.issuer is not None and claims.get("iss") != kind.issuer:
+        return Refusal.ISSUER
 
     return _check_times(claims, now=now, leeway=leeway, max_lifetime=max_lifetime)
 

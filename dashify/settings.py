@@ -102,9 +102,12 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "channels",
+    "django_rq",
     "dashify",
     "accounts",
     "realtime",
+    "internal",
+    "worker",
 ]
 
 MIDDLEWARE = [
@@ -277,6 +280,38 @@ DASHIFY_WS_MAX_FRAME_BYTES = _int("DASHIFY_WS_MAX_FRAME_BYTES", 16 * 1024)
 DASHIFY_WS_RATE = _int("DASHIFY_WS_RATE", 20)
 DASHIFY_WS_BURST = _int("DASHIFY_WS_BURST", 40)
 DASHIFY_CHAT_HISTORY = _int("DASHIFY_CHAT_HISTORY", 50)
+
+# --- Service tokens, the internal API and the worker -------------------------------
+# Service tokens live at most this long; the verifier refuses longer ones.
+SERVICE_TOKEN_MAX_LIFETIME = 60
+DASHIFY_SERVICE_TOKEN_TTL = _int("DASHIFY_SERVICE_TOKEN_TTL", 30)
+if not 0 < DASHIFY_SERVICE_TOKEN_TTL <= SERVICE_TOKEN_MAX_LIFETIME:
+    raise ImproperlyConfigured(
+        f"DASHIFY_SERVICE_TOKEN_TTL must be between 1 and "
+        f"{SERVICE_TOKEN_MAX_LIFETIME} seconds."
+    )
+DASHIFY_SERVICE_TOKEN_KID = env.get("DASHIFY_SERVICE_TOKEN_KID", "svc-1")
+DASHIFY_SERVICE_TOKEN_PREVIOUS_SECRETS = _list(
+    "DASHIFY_SERVICE_TOKEN_PREVIOUS_SECRETS", ""
+)
+# Where the worker reaches the internal API: never a public address.
+DASHIFY_INTERNAL_API_URL = env.get(
+    "DASHIFY_INTERNAL_API_URL", f"http://127.0.0.1:{PORT}"
+).rstrip("/")
+DASHIFY_JOB_QUEUE = env.get("DASHIFY_JOB_QUEUE", "default")
+# Attempts of one API call inside a job (fresh token each, doubling pauses
+# from DASHIFY_WORKER_BACKOFF seconds), then whole-job retries by RQ.
+DASHIFY_WORKER_ATTEMPTS = _int("DASHIFY_WORKER_ATTEMPTS", 5)
+DASHIFY_WORKER_BACKOFF = float(env.get("DASHIFY_WORKER_BACKOFF", "0.5"))
+DASHIFY_JOB_RETRIES = _int("DASHIFY_JOB_RETRIES", 2)
+DASHIFY_REMINDER_INTERVAL = _int("DASHIFY_REMINDER_INTERVAL", 900)
+RQ_QUEUES = {
+    DASHIFY_JOB_QUEUE: {
+        "URL": DASHIFY_REDIS_URLS["jobs"],
+        "DEFAULT_TIMEOUT": 300,
+    }
+}
+RQ_SHOW_ADMIN_LINK = True
 
 DASHIFY_DEMO_PASSWORD = env.get("DASHIFY_DEMO_PASSWORD", "dashify-demo")
 

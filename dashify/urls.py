@@ -7,5 +7,6 @@ urlpatterns = [
     path("", realtime_views.dashboard, name="dashboard"),
     path("accounts/", include("accounts.urls")),
     path("realtime/", include("realtime.urls")),
+    path("internal/", include("internal.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -205,7 +205,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         await database_sync_to_async(services.update_card)(
             tenant_id=self.identity.tenant_id,
             card_id=_id(payload, "card"),
-            title=payload.get("title"),
+            changes=payload,
         )
 
     async def on_card_move(self, payload: dict[str, Any]) -> None:

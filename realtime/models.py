@@ -100,3 +100,29 @@ class Card(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class Export(models.Model):
+    """A CSV export of a board, built by the worker and stored through the API."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        READY = "ready"
+
+    board = models.ForeignKey(Board, on_delete=models.CASCADE, related_name="exports")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="exports"
+    )
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.PENDING
+    )
+    content = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    @property
+    def filename(self) -> str:
+        return f"board-{self.board_id}-export-{self.pk}.csv"

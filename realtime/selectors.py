@@ -51,7 +51,8 @@ def card_payload(card: Card) -> dict[str, Any]:
         "title": card.title,
         "position": card.position,
         "due_at": card.due_at.isoformat() if card.due_at else None,
-        "assignee": card.assignee.username if card.assignee else None,
+        "assignee": card.assignee_id,
+        "assignee_name": card.assignee.username if card.assignee else None,
     }
 
 
@@ -95,3 +96,13 @@ def boards_of(tenant_id: int) -> list[dict[str, Any]]:
     return [
         {"id": b.pk, "name": b.name} for b in Board.objects.filter(tenant_id=tenant_id)
     ]
+
+
+def members_of(tenant_id: int) -> list[dict[str, Any]]:
+    """The tenant's active users, for assigning cards."""
+    from accounts.models import User
+
+    users = User.objects.filter(tenant_id=tenant_id, is_active=True).order_by(
+        "username"
+    )
+    return [{"id": u.pk, "username": u.username} for u in users]

@@ -4,11 +4,13 @@ once the transaction commits, broadcasts to the groups that show it, so a
 client never sees an event for data that was rolled back.
 """
 
+from datetime import UTC, datetime
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Tenant, User
@@ -21,6 +23,7 @@ from realtime.models import (
     Card,
     ChatMessage,
     Column,
+    Export,
     Notification,
     Room,
 )
@@ -145,16 +148,59 @@ def create_card(
         )
 
 
-def update_card(*, tenant_id: int, card_id: int, title: object) -> None:
+def update_card(
+    *, tenant_id: int, card_id: int, changes: dict[str, Any]
+) -> None:
+    """
+    Change a card's ``title``, ``due_at`` (ISO 8601 or null) and/or
+    ``assignee`` (a user id of the same tenant, or null); other keys are
+    ignored.
+    """
     card = selectors.card_for(tenant_id, card_id)
     if card is None:
         raise NotFound
-    card.title = _clean_text(title, MAX_TITLE_LENGTH, "title")
-    card.save(update_fields=["title", "updated_at"])
+    fields = ["updated_at"]
+    if "title" in changes:
+        card.title = _clean_text(changes["title"], MAX_TITLE_LENGTH, "title")
+        fields.append("title")
+    if "due_at" in changes:
+        card.due_at = _parse_due(changes["due_at"])
+        fields.append("due_at")
+    if "assignee" in changes:
+        card.assignee = _assignee(tenant_id, changes["assignee"])
+        fields.append("assignee")
+    if len(fields) == 1:
+        raise Invalid("Nothing to change: send title, due_at or assignee.")
+    card.save(update_fields=fields)
     broadcast(
         groups.board_group(tenant_id, card.board_id),
         {"type": "card.updated", "card": selectors.card_payload(card)},
     )
+
+
+def _parse_due(value: object) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > 40:
+        raise Invalid("due_at must be an ISO 8601 date-time or null.")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise Invalid("due_at must be an ISO 8601 date-time or null.") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+def _assignee(tenant_id: int, value: object) -> User | None:
+    if value is None:
+        return None
+    if type(value) is not int:
+        raise Invalid("assignee must be a user id or null.")
+    user = User.objects.filter(pk=value, tenant_id=tenant_id, is_active=True).first()
+    if user is None:
+        raise NotFound
+    return user
 
 
 def move_card(
@@ -201,3 +247,34 @@ def ensure_demo_content(tenant: Tenant) -> None:
     ]
     for index, title in enumerate(DEMO_CARDS.get(tenant.slug, ["First card"])):
         Card.objects.create(board=board, column=columns[0], title=title, position=index)
+
+
+def request_export(*, user: User, board_id: int) -> Export:
+    """Record an export of one of the user's tenant's boards, to be built."""
+    board = selectors.board_for(user.tenant_id, board_id)
+    if board is None:
+        raise NotFound
+    return Export.objects.create(board=board, requested_by=user)
+
+
+def complete_export(*, export_id: int, content: str) -> Export:
+    """
+    Store an export's CSV and notify the person who asked for it. Storing
+    the same export again changes nothing and notifies nobody twice.
+    """
+    with transaction.atomic():
+        export = Export.objects.select_for_update().select_related("board").get(
+            pk=export_id
+        )
+        if export.status != Export.Status.READY:
+            export.content = content
+            export.status = Export.Status.READY
+            export.completed_at = timezone.now()
+            export.save(update_fields=["content", "status", "completed_at"])
+    notify(
+        user=export.requested_by,
+        text=f"Your export of board “{export.board.name}” is ready.",
+        link=reverse("realtime:download_export", args=[export.pk]),
+        idempotency_key=f"export:{export.pk}",
+    )
+    return export

@@ -3,10 +3,12 @@ from http import HTTPStatus
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
-from django.views.decorators.http import require_POST
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
 
 from realtime import selectors, services
 from realtime.exceptions import Invalid, NotFound
+from realtime.models import Export
 
 
 @login_required
@@ -17,6 +19,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "boards": selectors.boards_of(tenant_id),
         "notifications": selectors.recent_notifications(request.user.pk),
         "unread": selectors.unread_count(request.user.pk),
+        "members": selectors.members_of(tenant_id),
     }
     return render(request, "realtime/dashboard.html", context)
 
@@ -45,3 +48,39 @@ def move_card_view(request: HttpRequest, card_id: int) -> JsonResponse:
             status=HTTPStatus.BAD_REQUEST,
         )
     return JsonResponse({"ok": True})
+
+
+@login_required
+@require_POST
+def request_export_view(request: HttpRequest, board_id: int) -> JsonResponse:
+    """Queue a CSV export of a board; a notification follows when it is ready."""
+    from worker.jobs import enqueue_export
+
+    try:
+        export = services.request_export(user=request.user, board_id=board_id)
+    except NotFound:
+        return JsonResponse({"error": "not_found"}, status=HTTPStatus.NOT_FOUND)
+    enqueue_export(export)
+    return JsonResponse({"export": export.pk}, status=HTTPStatus.ACCEPTED)
+
+
+@never_cache
+@login_required
+@require_GET
+def download_export_view(request: HttpRequest, export_id: int) -> HttpResponse:
+    """Serve a finished export to a signed-in member of the board's tenant."""
+    export = (
+        Export.objects.select_related("board")
+        .filter(
+            pk=export_id,
+            board__tenant_id=request.user.tenant_id,
+            status=Export.Status.READY,
+        )
+        .first()
+    )
+    if export is None:
+        return HttpResponse("No such export.", status=HTTPStatus.NOT_FOUND)
+    response = HttpResponse(export.content, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{export.filename}"'
+    response["X-Content-Type-Options"] = "nosniff"
+    return response

@@ -9,5 +9,6 @@ import os
 os.environ.setdefault("DJANGO_DEBUG", "1")
 os.environ.setdefault("DASHIFY_REDIS_KEY_PREFIX", "dashify-test")
 os.environ.setdefault("DASHIFY_LOG_LEVEL", "DEBUG")
+os.environ.setdefault("DASHIFY_JOB_QUEUE", "dashify-test")
 
 from dashify.settings import *  # noqa: E402, F403

@@ -27,6 +27,7 @@
   let currentRoom = null;
   let currentBoard = null;
   let board = null;
+  const members = JSON.parse(document.getElementById("tenant-members").textContent);
 
   function setStatus(text, kind) {
     statusLine.textContent = text;
@@ -158,8 +159,41 @@
     if (index > 0) move("←", "move-left", columns[index - 1].id, 0);
     if (card.position > 0) move("↑", "move-up", card.column, card.position - 1);
     if (index < columns.length - 1) move("→", "move-right", columns[index + 1].id, 0);
-    box.append(title, actions);
+    box.append(title, actions, renderDetails(card));
     return box;
+  }
+
+  // Due date and assignee, edited in place; the worker reminds assignees
+  // of cards due within a day.
+  function renderDetails(card) {
+    const details = document.createElement("details");
+    details.className = "card-details";
+    const summary = document.createElement("summary");
+    const due = card.due_at ? "due " + card.due_at.slice(0, 16).replace("T", " ") : "no due date";
+    summary.textContent = (card.assignee_name || "unassigned") + " · " + due;
+    const dueInput = document.createElement("input");
+    dueInput.type = "datetime-local";
+    dueInput.className = "due-input";
+    if (card.due_at) dueInput.value = card.due_at.slice(0, 16);
+    const who = document.createElement("select");
+    who.className = "assignee-input";
+    who.append(new Option("unassigned", ""));
+    members.forEach((member) => who.append(new Option(member.username, member.id)));
+    who.value = card.assignee ? String(card.assignee) : "";
+    const save = document.createElement("button");
+    save.type = "button";
+    save.className = "secondary save-details";
+    save.textContent = "Save";
+    save.addEventListener("click", () =>
+      send({
+        type: "card.update",
+        card: card.id,
+        due_at: dueInput.value ? dueInput.value + ":00+00:00" : null,
+        assignee: who.value ? Number(who.value) : null,
+      }),
+    );
+    details.append(summary, dueInput, who, save);
+    return details;
   }
 
   function upsertCard(card, order) {
@@ -297,6 +331,20 @@
     if (!title || !board || board.columns.length === 0) return;
     send({ type: "card.create", board: board.id, column: board.columns[0].id, title });
     input.value = "";
+  });
+
+  document.getElementById("export-board").addEventListener("click", async () => {
+    const exportStatus = document.getElementById("export-status");
+    if (!board) return;
+    const url = root.dataset.exportUrl.replace("/0/", "/" + board.id + "/");
+    const response = await fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "X-CSRFToken": csrfToken },
+    });
+    exportStatus.textContent = response.ok
+      ? "Export queued; you will be notified when it is ready."
+      : "Export failed (" + response.status + ").";
   });
 
   notificationList.addEventListener("click", (event) => {

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class InternalConfig(AppConfig):
+    name = "internal"
+    verbose_name = "Internal API"
