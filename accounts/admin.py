@@ -50,7 +50,9 @@ class UserAdmin(DjangoUserAdmin):
         return format_html('<a href="{}">{} live session(s)</a>', url, count)
 
     @admin.action(description="Sign out all sessions of the selected users")
-    def revoke_all_sessions(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+    def revoke_all_sessions(
+        self, request: HttpRequest, queryset: QuerySet[User]
+    ) -> None:
         total = sum(
             services.revoke_sessions(user.pk, EndReason.REVOKED) for user in queryset
         )

@@ -1,7 +1,9 @@
 import logging
 from typing import Any
 
-from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
+from django.contrib.sessions.middleware import (
+    SessionMiddleware as DjangoSessionMiddleware,
+)
 from django.http import HttpRequest, HttpResponse
 from redis.exceptions import RedisError
 

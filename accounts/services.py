@@ -39,13 +39,12 @@ logger = logging.getLogger("dashify.accounts")
 security_logger = logging.getLogger("dashify.security")
 
 
-
 class EndReason(StrEnum):
     """Why a session stopped existing under its key."""
 
     SIGNED_OUT = "signed-out"
     REVOKED = "revoked"
-    PASSWORD_CHANGED = "password-changed"
+    PASSWORD_CHANGED = "password-changed"  # noqa: S105 (a reason, not a secret)
     DEACTIVATED = "deactivated"
     DELETED = "deleted"
     # Same person, new key (password change on this device): sockets
@@ -92,9 +91,7 @@ def record_session(
 
 def touch_session(user_id: int, session_key: str) -> None:
     """Record that a session was used just now."""
-    get_redis_connection("sessions").hset(
-        _seen(user_id), session_key, int(time.time())
-    )
+    get_redis_connection("sessions").hset(_seen(user_id), session_key, int(time.time()))
 
 
 def rotate_session(user_id: int, old_key: str, new_key: str) -> None:
@@ -179,6 +176,37 @@ def _void_tokens_and_sockets(
         session_ended.send(
             sender=EndReason, user_id=user_id, binding=binding, reason=reason
         )
+
+
+# --- sign-in throttling -----------------------------------------------------------
+
+
+def _failure_keys(username: str, ip_address: str) -> list[str]:
+    digest = salted_hmac(
+        "dashify.accounts.login-throttle", username.lower()
+    ).hexdigest()
+    return [key("login-fail", "user", digest[:32]), key("login-fail", "ip", ip_address)]
+
+
+def login_throttled(username: str, ip_address: str) -> bool:
+    """True if this username or address failed to sign in too often lately."""
+    try:
+        counts = caches["default"].get_many(_failure_keys(username, ip_address))
+    except RedisError:
+        # The general cache being down must not lock everyone out.
+        return False
+    return any(int(v) >= settings.DASHIFY_LOGIN_MAX_FAILURES for v in counts.values())
+
+
+def record_login_failure(username: str, ip_address: str) -> None:
+    cache = caches["default"]
+    for name in _failure_keys(username, ip_address):
+        try:
+            cache.add(name, 0, settings.DASHIFY_LOGIN_WINDOW)
+            cache.incr(name)
+        except (RedisError, ValueError):
+            continue
+    security_logger.warning("sign-in failed ip=%s", ip_address)
 
 
 # --- WebSocket tokens -----------------------------------------------------------

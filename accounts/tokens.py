@@ -245,4 +245,3 @@ def _check_times(
     if claims["exp"] - claims["iat"] > max_lifetime or claims["nbf"] < claims["iat"]:
         return Refusal.LIFETIME
     return claims
-

@@ -1,4 +1,5 @@
 from http import HTTPStatus
+from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
@@ -18,8 +19,29 @@ from accounts.services import EndReason
 
 
 class LoginView(auth_views.LoginView):
+    """
+    Sign in. After DASHIFY_LOGIN_MAX_FAILURES failures for one username or
+    one address within DASHIFY_LOGIN_WINDOW seconds, answer 429 until the
+    window passes, without checking the password at all.
+    """
+
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        username = request.POST.get("username", "")[:150]
+        address = request.META.get("REMOTE_ADDR", "")
+        if services.login_throttled(username, address):
+            return render(
+                request,
+                self.template_name,
+                {"throttled": True, "form": self.get_form()},
+                status=HTTPStatus.TOO_MANY_REQUESTS,
+            )
+        response = super().post(request, *args, **kwargs)
+        if response.status_code == HTTPStatus.OK:  # the form was re-shown
+            services.record_login_failure(username, address)
+        return response
 
 
 class LogoutView(auth_views.LogoutView):

@@ -49,10 +49,10 @@ def _list(name: str, default: str) -> list[str]:
 DEBUG = _flag("DJANGO_DEBUG", False)
 
 # Development secrets: usable only with DEBUG on. Startup rejects them
-# otherwise (see dashify/checks.py and _require_secret below).
-DEV_SECRET_KEY = "dashify-dev-secret-key-not-for-production-0123456789abcdef"
-DEV_WS_TOKEN_SECRET = "dashify-dev-websocket-token-secret-not-for-production"
-DEV_SERVICE_TOKEN_SECRET = "dashify-dev-service-token-secret-not-for-production"
+# otherwise (see _require_secret below), which is why they may be public.
+DEV_SECRET_KEY = "dashify-dev-secret-key-not-for-production-0123456789abcdef"  # noqa: S105
+DEV_WS_TOKEN_SECRET = "dashify-dev-websocket-token-secret-not-for-production"  # noqa: S105
+DEV_SERVICE_TOKEN_SECRET = "dashify-dev-service-token-secret-not-for-production"  # noqa: S105
 MIN_SECRET_BYTES = 32
 
 
@@ -81,9 +81,10 @@ DASHIFY_WS_TOKEN_SECRET = _require_secret(
 DASHIFY_SERVICE_TOKEN_SECRET = _require_secret(
     "DASHIFY_SERVICE_TOKEN_SECRET", DEV_SERVICE_TOKEN_SECRET
 )
-if not DEBUG and len(
-    {SECRET_KEY, DASHIFY_WS_TOKEN_SECRET, DASHIFY_SERVICE_TOKEN_SECRET}
-) != 3:
+if (
+    not DEBUG
+    and len({SECRET_KEY, DASHIFY_WS_TOKEN_SECRET, DASHIFY_SERVICE_TOKEN_SECRET}) != 3
+):
     raise ImproperlyConfigured(
         "DJANGO_SECRET_KEY, DASHIFY_WS_TOKEN_SECRET and DASHIFY_SERVICE_TOKEN_SECRET "
         "must all be different: a leak of one must not forge the others."
@@ -243,6 +244,11 @@ CACHES = {
     "default": _redis_cache("cache"),
     "sessions": _redis_cache("sessions"),
 }
+
+# Failed sign-ins allowed per username and per client address within the
+# window before the login form answers 429 for the rest of it.
+DASHIFY_LOGIN_MAX_FAILURES = _int("DASHIFY_LOGIN_MAX_FAILURES", 10)
+DASHIFY_LOGIN_WINDOW = _int("DASHIFY_LOGIN_WINDOW", 900)
 
 SESSION_ENGINE = "accounts.sessions"
 SESSION_CACHE_ALIAS = "sessions"

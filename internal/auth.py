@@ -32,7 +32,7 @@ BEARER_PREFIX = "Bearer "
 
 
 class ApiRefusal(StrEnum):
-    NO_TOKEN = "no-token"
+    NO_TOKEN = "no-token"  # noqa: S105 (a reason, not a secret)
     NOT_BEARER = "not-bearer"
     SCOPE = "insufficient-scope"
     REPLAYED = "replayed"
@@ -58,9 +58,7 @@ def _forbidden() -> HttpResponse:
     response = JsonResponse(
         {"error": "insufficient_scope"}, status=HTTPStatus.FORBIDDEN
     )
-    response["WWW-Authenticate"] = (
-        f'Bearer realm="{REALM}", error="insufficient_scope"'
-    )
+    response["WWW-Authenticate"] = f'Bearer realm="{REALM}", error="insufficient_scope"'
     return response
 
 

@@ -162,7 +162,9 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         )
 
     async def on_chat_leave(self, payload: dict[str, Any]) -> None:
-        await self.leave(groups.room_group(self.identity.tenant_id, _id(payload, "room")))
+        await self.leave(
+            groups.room_group(self.identity.tenant_id, _id(payload, "room"))
+        )
 
     async def on_chat_send(self, payload: dict[str, Any]) -> None:
         room_id = _id(payload, "room")
@@ -263,7 +265,9 @@ class DashboardConsumer(AsyncWebsocketConsumer):
 
     # --- output ---------------------------------------------------------------
 
-    async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
+    async def close(
+        self, code: int | bool | None = None, reason: str | None = None
+    ) -> None:
         # The WebSocket protocol layer under daphne accepts only a plain
         # int, not an IntEnum member.
         await super().close(code=int(code) if code else None, reason=reason)

@@ -34,7 +34,7 @@ MAX_QUERY_STRING = tokens.MAX_TOKEN_LENGTH + 16
 
 class HandshakeRefusal(StrEnum):
     ORIGIN = "bad-origin"
-    NO_TOKEN = "no-token"
+    NO_TOKEN = "no-token"  # noqa: S105 (a reason, not a secret)
     REPLAYED = "replayed-or-revoked"
     UNAVAILABLE = "redis-unavailable"
 

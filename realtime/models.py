@@ -36,6 +36,9 @@ class ChatMessage(models.Model):
     class Meta:
         ordering = ["id"]
 
+    def __str__(self) -> str:
+        return f"{self.author} in {self.room}"
+
 
 class Notification(models.Model):
     user = models.ForeignKey(
@@ -46,7 +49,11 @@ class Notification(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     read_at = models.DateTimeField(null=True, blank=True)
     # Set by internal callers so that a retried request creates nothing new.
-    idempotency_key = models.CharField(max_length=100, null=True, blank=True)
+    # NULL, not "", for notifications without one: the unique constraint
+    # below must not treat all of those as duplicates.
+    idempotency_key = models.CharField(  # noqa: DJ001
+        max_length=100, null=True, blank=True
+    )
 
     class Meta:
         ordering = ["-id"]
@@ -55,6 +62,9 @@ class Notification(models.Model):
                 fields=["user", "idempotency_key"], name="unique_notification_key"
             )
         ]
+
+    def __str__(self) -> str:
+        return self.text
 
 
 class Board(models.Model):
@@ -122,6 +132,9 @@ class Export(models.Model):
 
     class Meta:
         ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return self.filename
 
     @property
     def filename(self) -> str:

@@ -89,7 +89,9 @@ def unread_count(user_id: int) -> int:
 
 
 def rooms_of(tenant_id: int) -> list[dict[str, Any]]:
-    return [{"id": r.pk, "name": r.name} for r in Room.objects.filter(tenant_id=tenant_id)]
+    return [
+        {"id": r.pk, "name": r.name} for r in Room.objects.filter(tenant_id=tenant_id)
+    ]
 
 
 def boards_of(tenant_id: int) -> list[dict[str, Any]]:

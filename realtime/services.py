@@ -80,7 +80,9 @@ def notify(
             )
     except IntegrityError:
         # A concurrent retry with the same key won the race.
-        return Notification.objects.get(user=user, idempotency_key=idempotency_key), False
+        return Notification.objects.get(
+            user=user, idempotency_key=idempotency_key
+        ), False
     broadcast(
         groups.user_group(user.pk),
         {
@@ -96,9 +98,12 @@ def mark_read(*, user_id: int, notification_id: int) -> None:
     updated = Notification.objects.filter(
         pk=notification_id, user_id=user_id, read_at=None
     ).update(read_at=timezone.now())
-    if not updated and not Notification.objects.filter(
-        pk=notification_id, user_id=user_id
-    ).exists():
+    if (
+        not updated
+        and not Notification.objects.filter(
+            pk=notification_id, user_id=user_id
+        ).exists()
+    ):
         raise NotFound
     broadcast(
         groups.user_group(user_id),
@@ -148,9 +153,7 @@ def create_card(
         )
 
 
-def update_card(
-    *, tenant_id: int, card_id: int, changes: dict[str, Any]
-) -> None:
+def update_card(*, tenant_id: int, card_id: int, changes: dict[str, Any]) -> None:
     """
     Change a card's ``title``, ``due_at`` (ISO 8601 or null) and/or
     ``assignee`` (a user id of the same tenant, or null); other keys are
@@ -217,14 +220,20 @@ def move_card(
         card.column = column
         order = _renumber(column, card, position)
         if old_column.pk != column.pk:
-            for index, sibling in enumerate(old_column.cards.order_by("position", "id")):
+            for index, sibling in enumerate(
+                old_column.cards.order_by("position", "id")
+            ):
                 if sibling.position != index:
                     sibling.position = index
                     sibling.save(update_fields=["position", "updated_at"])
         card.refresh_from_db()
         broadcast(
             groups.board_group(tenant_id, card.board_id),
-            {"type": "card.moved", "card": selectors.card_payload(card), "order": order},
+            {
+                "type": "card.moved",
+                "card": selectors.card_payload(card),
+                "order": order,
+            },
         )
 
 
@@ -263,8 +272,8 @@ def complete_export(*, export_id: int, content: str) -> Export:
     the same export again changes nothing and notifies nobody twice.
     """
     with transaction.atomic():
-        export = Export.objects.select_for_update().select_related("board").get(
-            pk=export_id
+        export = (
+            Export.objects.select_for_update().select_related("board").get(pk=export_id)
         )
         if export.status != Export.Status.READY:
             export.content = content

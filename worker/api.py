@@ -83,7 +83,9 @@ def call(
             if response.status_code < 400:
                 return response.json()
             if response.status_code < 500:
-                raise APIRefused(f"internal API answered {response.status_code} to {path}")
+                raise APIRefused(
+                    f"internal API answered {response.status_code} to {path}"
+                )
             last_problem = f"answered {response.status_code}"
 
         logger.warning(

@@ -29,7 +29,9 @@ class Command(BaseCommand):
                 )
                 for username in usernames:
                     self._ensure_user(username, tenant, password)
-            admin = self._ensure_user("admin", Tenant.objects.get(slug="acme"), password)
+            admin = self._ensure_user(
+                "admin", Tenant.objects.get(slug="acme"), password
+            )
             if not (admin.is_staff and admin.is_superuser):
                 admin.is_staff = admin.is_superuser = True
                 admin.save(update_fields=["is_staff", "is_superuser"])
@@ -42,7 +44,9 @@ class Command(BaseCommand):
     def _ensure_user(self, username: str, tenant: Tenant, password: str) -> User:
         user = User.objects.filter(username=username).first()
         if user is None:
-            user = User(username=username, tenant=tenant, email=f"{username}@example.com")
+            user = User(
+                username=username, tenant=tenant, email=f"{username}@example.com"
+            )
             user.set_password(password)
             user.save()
         return user
