@@ -325,6 +325,9 @@ DASHIFY_DEMO_PASSWORD = env.get("DASHIFY_DEMO_PASSWORD", "dashify-demo")
 if not DEBUG:
     SECURE_SSL_REDIRECT = _flag("DASHIFY_SSL_REDIRECT", True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # The worker calls the internal API over the private network, in plain
+    # HTTP; the public proxy never routes /internal/ (deploy/nginx.conf).
+    SECURE_REDIRECT_EXEMPT = [r"^internal/"]
     SECURE_HSTS_SECONDS = _int("DASHIFY_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
