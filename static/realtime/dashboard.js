@@ -36,6 +36,10 @@
 
   function showSessionEnded() {
     sessionOver = true;
+    root.classList.add("ended");
+    root.querySelectorAll("input, button, select").forEach((control) => {
+      control.disabled = true;
+    });
     statusLine.replaceChildren();
     statusLine.className = "status ended";
     statusLine.append("Your session has ended. ");
@@ -108,12 +112,14 @@
 
   function appendMessage(message) {
     if (chatList.querySelector('[data-id="' + message.id + '"]')) return;
+    const empty = chatList.querySelector(".empty");
+    if (empty) empty.remove();
     const item = document.createElement("li");
     item.dataset.id = message.id;
     const author = document.createElement("span");
     author.className = "author";
     author.textContent = message.author;
-    item.append(author, document.createTextNode(message.body));
+    item.append(author, document.createTextNode(" " + message.body));
     chatList.append(item);
     chatList.scrollTop = chatList.scrollHeight;
   }
@@ -146,21 +152,37 @@
     title.textContent = card.title;
     const actions = document.createElement("div");
     actions.className = "actions";
-    const move = (label, cls, target, position) => {
+    const move = (label, cls, target, position, description) => {
       const button = document.createElement("button");
       button.type = "button";
       button.className = "secondary " + cls;
       button.textContent = label;
+      button.title = description;
+      button.setAttribute("aria-label", description);
       button.addEventListener("click", () =>
         send({ type: "card.move", card: card.id, column: target, position }),
       );
       actions.append(button);
     };
-    if (index > 0) move("←", "move-left", columns[index - 1].id, 0);
-    if (card.position > 0) move("↑", "move-up", card.column, card.position - 1);
-    if (index < columns.length - 1) move("→", "move-right", columns[index + 1].id, 0);
+    if (index > 0) {
+      move("←", "move-left", columns[index - 1].id, 0, "Move to " + columns[index - 1].name);
+    }
+    if (card.position > 0) {
+      move("↑", "move-up", card.column, card.position - 1, "Move up");
+    }
+    if (index < columns.length - 1) {
+      move("→", "move-right", columns[index + 1].id, 0, "Move to " + columns[index + 1].name);
+    }
     box.append(title, actions, renderDetails(card));
     return box;
+  }
+
+  function toLocalInput(date) {
+    const pad = (n) => String(n).padStart(2, "0");
+    return (
+      date.getFullYear() + "-" + pad(date.getMonth() + 1) + "-" + pad(date.getDate()) +
+      "T" + pad(date.getHours()) + ":" + pad(date.getMinutes())
+    );
   }
 
   // Due date and assignee, edited in place; the worker reminds assignees
@@ -169,12 +191,12 @@
     const details = document.createElement("details");
     details.className = "card-details";
     const summary = document.createElement("summary");
-    const due = card.due_at ? "due " + card.due_at.slice(0, 16).replace("T", " ") : "no due date";
+    const due = card.due_at ? "due " + new Date(card.due_at).toLocaleString() : "no due date";
     summary.textContent = (card.assignee_name || "unassigned") + " · " + due;
     const dueInput = document.createElement("input");
     dueInput.type = "datetime-local";
     dueInput.className = "due-input";
-    if (card.due_at) dueInput.value = card.due_at.slice(0, 16);
+    if (card.due_at) dueInput.value = toLocalInput(new Date(card.due_at));
     const who = document.createElement("select");
     who.className = "assignee-input";
     who.append(new Option("unassigned", ""));
@@ -188,7 +210,8 @@
       send({
         type: "card.update",
         card: card.id,
-        due_at: dueInput.value ? dueInput.value + ":00+00:00" : null,
+        // datetime-local is the browser's local time; send it as UTC.
+        due_at: dueInput.value ? new Date(dueInput.value).toISOString() : null,
         assignee: who.value ? Number(who.value) : null,
       }),
     );
@@ -211,6 +234,7 @@
 
   function setUnread(count) {
     unreadBadge.textContent = String(count);
+    unreadBadge.hidden = count === 0;
   }
 
   function addNotification(notification) {
