@@ -1,4 +1,7 @@
+from typing import Any
+
 from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import UserManager as DjangoUserManager
 from django.db import models
 
 
@@ -16,10 +19,26 @@ class Tenant(models.Model):
         return self.name
 
 
+class UserManager(DjangoUserManager["User"]):
+    def _create_user_object(
+        self, username: str, email: str | None, password: str | None, **extra: Any
+    ) -> "User":
+        # createsuperuser passes the tenant's primary key for the "tenant"
+        # field it prompts for; accept a Tenant or its id.
+        tenant = extra.pop("tenant", None)
+        if tenant is not None and not isinstance(tenant, Tenant):
+            extra["tenant_id"] = int(tenant)
+        elif tenant is not None:
+            extra["tenant"] = tenant
+        return super()._create_user_object(username, email, password, **extra)
+
+
 class User(AbstractUser):
     """A person who signs in. Belongs to exactly one tenant."""
 
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="users")
+
+    objects = UserManager()
 
     REQUIRED_FIELDS = ["email", "tenant"]
 

@@ -3,7 +3,7 @@
 from typing import Any
 
 from django.contrib.auth.signals import user_logged_in
-from django.db.models.signals import post_delete, post_save
+from django.db.models.signals import post_delete, post_init, post_save
 from django.dispatch import receiver
 from django.http import HttpRequest
 
@@ -27,13 +27,36 @@ def record_login(sender: Any, request: HttpRequest, user: User, **kwargs: Any) -
     )
 
 
+# The attribute a view sets on a user to keep the session that is changing
+# the password signed in (accounts.views.password_change_view).
+KEEP_SESSION = "_dashify_keep_session"
+
+
+@receiver(post_init, sender=User)
+def remember_password_hash(sender: Any, instance: User, **kwargs: Any) -> None:
+    instance._dashify_saved_password = instance.password  # type: ignore[attr-defined]
+
+
 @receiver(post_save, sender=User)
 def revoke_on_credential_change(sender: Any, instance: User, **kwargs: Any) -> None:
-    # AbstractBaseUser.set_password() leaves the raw password in _password
-    # until save() completes, which makes a password change visible here
-    # whichever form, view, admin page or shell performed it.
-    if instance._password is not None and not kwargs.get("created"):
-        services.revoke_sessions(instance.pk, EndReason.PASSWORD_CHANGED)
+    # Compare hashes rather than watch set_password(): this also catches
+    # set_unusable_password() and a hash written directly, whichever form,
+    # view, admin page or shell performed it.
+    changed = instance.password != getattr(instance, "_dashify_saved_password", None)
+    instance._dashify_saved_password = instance.password  # type: ignore[attr-defined]
+    # check_password() re-hashes a correct password when the hasher's
+    # parameters change and saves only that field: same secret, no revocation.
+    rehashed = (
+        kwargs.get("update_fields") == frozenset({"password"})
+        and instance._password is None
+        and instance.has_usable_password()
+    )
+    if changed and not rehashed and not kwargs.get("created"):
+        services.revoke_sessions(
+            instance.pk,
+            EndReason.PASSWORD_CHANGED,
+            keep=getattr(instance, KEEP_SESSION, None),
+        )
     if not instance.is_active:
         services.revoke_sessions(instance.pk, EndReason.DEACTIVATED)
 

@@ -7,6 +7,8 @@ sessions database
     ``user-sessions:<user id>``  hash, session key -> JSON (device, IP,
                                  signed-in time)
     ``user-seen:<user id>``      hash, session key -> last-seen time
+    ``session-alive:<binding>``  present while the session is signed in;
+                                 open sockets poll it (realtime.consumers)
 tokens database
     ``ws-jti:<jti>``             string, the session binding of an unspent
                                  token; expires with the token
@@ -70,6 +72,10 @@ def _seen(user_id: int) -> str:
     return key("user-seen", user_id)
 
 
+def _alive(session_key: str) -> str:
+    return key("session-alive", session_binding(session_key))
+
+
 def record_session(
     *, user_id: int, session_key: str, user_agent: str, ip_address: str
 ) -> None:
@@ -85,6 +91,7 @@ def record_session(
     pipe.hset(_seen(user_id), session_key, int(time.time()))
     pipe.expire(_index(user_id), settings.SESSION_COOKIE_AGE)
     pipe.expire(_seen(user_id), settings.SESSION_COOKIE_AGE)
+    pipe.set(_alive(session_key), user_id, ex=settings.SESSION_COOKIE_AGE)
     pipe.execute()
     security_logger.info("session started user=%s", user_id)
 
@@ -98,12 +105,22 @@ def rotate_session(user_id: int, old_key: str, new_key: str) -> None:
     """Move a session's index entry to its new key and end the old key's sockets."""
     client = get_redis_connection("sessions")
     meta = client.hget(_index(user_id), old_key)
+    if meta is None:
+        # The old key was already revoked (an admin changing their own
+        # password revokes every session first); index the survivor anyway
+        # so that later revocations still reach it.
+        meta = json.dumps(
+            {"user_agent": "", "ip_address": "", "signed_in": int(time.time())}
+        )
     pipe = client.pipeline()
     pipe.hdel(_index(user_id), old_key)
     pipe.hdel(_seen(user_id), old_key)
-    if meta is not None:
-        pipe.hset(_index(user_id), new_key, meta)
-        pipe.hset(_seen(user_id), new_key, int(time.time()))
+    pipe.hset(_index(user_id), new_key, meta)
+    pipe.hset(_seen(user_id), new_key, int(time.time()))
+    pipe.expire(_index(user_id), settings.SESSION_COOKIE_AGE)
+    pipe.expire(_seen(user_id), settings.SESSION_COOKIE_AGE)
+    pipe.delete(_alive(old_key))
+    pipe.set(_alive(new_key), user_id, ex=settings.SESSION_COOKIE_AGE)
     pipe.execute()
     _void_tokens_and_sockets(user_id, [old_key], EndReason.ROTATED)
 
@@ -116,6 +133,7 @@ def forget_session(
     pipe = client.pipeline()
     pipe.hdel(_index(user_id), session_key)
     pipe.hdel(_seen(user_id), session_key)
+    pipe.delete(_alive(session_key))
     pipe.execute()
     _void_tokens_and_sockets(user_id, [session_key], reason)
 
@@ -153,6 +171,7 @@ def revoke_sessions(
     pipe = client.pipeline()
     pipe.hdel(_index(user_id), *targets)
     pipe.hdel(_seen(user_id), *targets)
+    pipe.delete(*(_alive(k) for k in targets))
     pipe.execute()
     _void_tokens_and_sockets(user_id, targets, reason)
     security_logger.info(
@@ -176,6 +195,23 @@ def _void_tokens_and_sockets(
         session_ended.send(
             sender=EndReason, user_id=user_id, binding=binding, reason=reason
         )
+
+
+async def asession_alive(binding: str) -> bool | None:
+    """
+    Whether the session with this binding is still signed in; None if
+    Redis cannot tell right now (callers keep the socket open then).
+
+    Revocation normally closes sockets at once over the channel layer; this
+    check catches what that path can miss: a revocation published while a
+    server process was reconnecting to Redis, a session that expired on
+    its own, or a Redis that restarted empty.
+    """
+    try:
+        exists = await aget_client("sessions").exists(key("session-alive", binding))
+    except RedisError:
+        return None
+    return bool(exists)
 
 
 # --- sign-in throttling -----------------------------------------------------------

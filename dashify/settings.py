@@ -42,6 +42,16 @@ def _int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be an integer.") from None
 
 
+def _float(name: str, default: float) -> float:
+    value = env.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number of seconds.") from None
+
+
 def _list(name: str, default: str) -> list[str]:
     return [item.strip() for item in env.get(name, default).split(",") if item.strip()]
 
@@ -54,27 +64,31 @@ DEV_SECRET_KEY = "dashify-dev-secret-key-not-for-production-0123456789abcdef"  #
 DEV_WS_TOKEN_SECRET = "dashify-dev-websocket-token-secret-not-for-production"  # noqa: S105
 DEV_SERVICE_TOKEN_SECRET = "dashify-dev-service-token-secret-not-for-production"  # noqa: S105
 MIN_SECRET_BYTES = 32
+# Django's own deploy check asks for 50 characters in SECRET_KEY.
+MIN_SECRET_KEY_BYTES = 50
 
 
-def _require_secret(name: str, dev_value: str) -> str:
+def _require_secret(
+    name: str, dev_value: str, min_bytes: int = MIN_SECRET_BYTES
+) -> str:
     value = env.get(name, "")
     if DEBUG:
         return value or dev_value
     if not value or value == dev_value:
         raise ImproperlyConfigured(
             f"{name} is not set. With DJANGO_DEBUG=0 Dashify needs a random secret "
-            f"of at least {MIN_SECRET_BYTES} bytes, for example: "
+            f"of at least {min_bytes} bytes, for example: "
             f"export {name}=\"$(python -c 'import secrets; "
             f"print(secrets.token_urlsafe(48))')\""
         )
-    if len(value.encode()) < MIN_SECRET_BYTES:
+    if len(value.encode()) < min_bytes:
         raise ImproperlyConfigured(
-            f"{name} is shorter than {MIN_SECRET_BYTES} bytes; generate a longer one."
+            f"{name} is shorter than {min_bytes} bytes; generate a longer one."
         )
     return value
 
 
-SECRET_KEY = _require_secret("DJANGO_SECRET_KEY", DEV_SECRET_KEY)
+SECRET_KEY = _require_secret("DJANGO_SECRET_KEY", DEV_SECRET_KEY, MIN_SECRET_KEY_BYTES)
 DASHIFY_WS_TOKEN_SECRET = _require_secret(
     "DASHIFY_WS_TOKEN_SECRET", DEV_WS_TOKEN_SECRET
 )
@@ -225,7 +239,7 @@ DASHIFY_REDIS_URLS = {
     for offset, purpose in enumerate(REDIS_PURPOSES)
 }
 # Fail fast rather than hang a request when Redis is unreachable.
-DASHIFY_REDIS_TIMEOUT = float(env.get("DASHIFY_REDIS_TIMEOUT", "1.0"))
+DASHIFY_REDIS_TIMEOUT = _float("DASHIFY_REDIS_TIMEOUT", 1.0)
 
 
 def _redis_cache(purpose: str) -> dict:
@@ -286,6 +300,8 @@ DASHIFY_WS_MAX_FRAME_BYTES = _int("DASHIFY_WS_MAX_FRAME_BYTES", 16 * 1024)
 DASHIFY_WS_RATE = _int("DASHIFY_WS_RATE", 20)
 DASHIFY_WS_BURST = _int("DASHIFY_WS_BURST", 40)
 DASHIFY_CHAT_HISTORY = _int("DASHIFY_CHAT_HISTORY", 50)
+# How often an open socket confirms that its session is still signed in.
+DASHIFY_WS_SESSION_CHECK = _float("DASHIFY_WS_SESSION_CHECK", 30.0)
 
 # --- Service tokens, the internal API and the worker -------------------------------
 # Service tokens live at most this long; the verifier refuses longer ones.
@@ -308,7 +324,7 @@ DASHIFY_JOB_QUEUE = env.get("DASHIFY_JOB_QUEUE", "default")
 # Attempts of one API call inside a job (fresh token each, doubling pauses
 # from DASHIFY_WORKER_BACKOFF seconds), then whole-job retries by RQ.
 DASHIFY_WORKER_ATTEMPTS = _int("DASHIFY_WORKER_ATTEMPTS", 5)
-DASHIFY_WORKER_BACKOFF = float(env.get("DASHIFY_WORKER_BACKOFF", "0.5"))
+DASHIFY_WORKER_BACKOFF = _float("DASHIFY_WORKER_BACKOFF", 0.5)
 DASHIFY_JOB_RETRIES = _int("DASHIFY_JOB_RETRIES", 2)
 DASHIFY_REMINDER_INTERVAL = _int("DASHIFY_REMINDER_INTERVAL", 900)
 RQ_QUEUES = {

@@ -8,6 +8,8 @@ handled by ``on_chat_join``. Events from the channel layer use the same
 dotted types and are forwarded to the client as they are.
 """
 
+import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -18,7 +20,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from accounts.services import EndReason, WsIdentity
+from accounts.services import EndReason, WsIdentity, asession_alive
 from realtime import groups, selectors, services
 from realtime.exceptions import Invalid, NotFound
 from realtime.protocol import CloseCode, ErrorCode
@@ -63,6 +65,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         ):
             await self.join(group)
         await self.accept()
+        self.watchdog = asyncio.create_task(self.watch_session())
         unread = await database_sync_to_async(selectors.unread_count)(
             self.identity.user_id
         )
@@ -81,6 +84,11 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         )
 
     async def disconnect(self, code: int) -> None:
+        watchdog = getattr(self, "watchdog", None)
+        if watchdog is not None:
+            watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watchdog
         for group in list(getattr(self, "joined", ())):
             await self.channel_layer.group_discard(group, self.channel_name)
         logger.info(
@@ -98,6 +106,14 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         if group in self.joined:
             self.joined.discard(group)
             await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def watch_session(self) -> None:
+        """Close the socket if its session ends without a revocation event."""
+        while True:
+            await asyncio.sleep(settings.DASHIFY_WS_SESSION_CHECK)
+            if await asession_alive(self.identity.binding) is False:
+                await self.session_ended({"reason": "expired"})
+                return
 
     # --- frames from the client --------------------------------------------
 
@@ -130,7 +146,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         handler = self.HANDLERS.get(payload["type"])
         if handler is None:
             await self.send_error(
-                ErrorCode.UNKNOWN_TYPE, "Unknown type; see docs/protocol.md."
+                ErrorCode.UNKNOWN_TYPE, "Unknown type; see docs/protocol.md.", payload
             )
             return
         try:

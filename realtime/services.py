@@ -4,6 +4,7 @@ once the transaction commits, broadcasts to the groups that show it, so a
 client never sees an event for data that was rolled back.
 """
 
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +13,7 @@ from channels.layers import get_channel_layer
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from accounts.models import Tenant, User
 from realtime import groups, selectors
@@ -30,9 +32,25 @@ from realtime.models import (
 
 
 def broadcast(group: str, event: dict[str, Any]) -> None:
-    """Send an event to a group after the current transaction commits."""
+    """
+    Send an event to a group after the current transaction commits.
+
+    The write is already stored by then, so a failure to publish is logged
+    and swallowed: telling the sender to retry would store it twice, and
+    clients resynchronise from history and snapshots when they rejoin.
+    """
     layer = get_channel_layer()
-    transaction.on_commit(lambda: async_to_sync(layer.group_send)(group, event))
+
+    def send() -> None:
+        try:
+            async_to_sync(layer.group_send)(group, event)
+        except (RedisError, OSError):
+            logger.warning("event %s not delivered: Redis unreachable", event["type"])
+
+    transaction.on_commit(send)
+
+
+logger = logging.getLogger("dashify.realtime")
 
 
 def _clean_text(value: object, limit: int, what: str) -> str:
