@@ -8,7 +8,8 @@ import re
 # credentials take: JWTs, token query parameters and cookie headers.
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
 _QUERY_TOKEN = re.compile(r"(token=)[^&\s'\"]+", re.IGNORECASE)
-_BEARER = re.compile(r"(Bearer\s+)\S+", re.IGNORECASE)
+# Not after a letter or hyphen, so that "reason=not-bearer path=..." stays.
+_BEARER = re.compile(r"(?<![\w-])(Bearer\s+)\S+", re.IGNORECASE)
 _COOKIE = re.compile(r"((?:session|csrftoken)[A-Za-z_]*=)[^;\s'\"]+", re.IGNORECASE)
 REDACTED = "[redacted]"
 

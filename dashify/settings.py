@@ -333,6 +333,7 @@ RQ_QUEUES = {
         "DEFAULT_TIMEOUT": 300,
     }
 }
+RQ = {"WORKER_CLASS": "worker.rq.Worker"}
 RQ_SHOW_ADMIN_LINK = True
 
 DASHIFY_DEMO_PASSWORD = env.get("DASHIFY_DEMO_PASSWORD", "dashify-demo")

@@ -8,6 +8,7 @@ from http import HTTPStatus
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from accounts.models import User
@@ -40,6 +41,15 @@ def _idempotency_key(request: HttpRequest) -> str | None:
     return value
 
 
+def _is_local_path(link: object) -> bool:
+    # "//host/" and "/\\host/" start with a slash too, yet leave the site.
+    return (
+        isinstance(link, str)
+        and link.startswith("/")
+        and url_has_allowed_host_and_scheme(link, allowed_hosts=None)
+    )
+
+
 def _notification_scope(request: HttpRequest) -> str:
     body = _json_body(request)
     return scopes.notification_create(
@@ -66,7 +76,7 @@ def create_notification(request: HttpRequest) -> HttpResponse:
     notification, created = services.notify(
         user=user,
         text=body["text"],
-        link=link if isinstance(link, str) and link.startswith("/") else "",
+        link=link if _is_local_path(link) else "",
         idempotency_key=key,
     )
     return JsonResponse(
