@@ -33,8 +33,9 @@ KEEP_SESSION = "_dashify_keep_session"
 
 
 @receiver(post_init, sender=User)
-def remember_password_hash(sender: Any, instance: User, **kwargs: Any) -> None:
+def remember_credentials(sender: Any, instance: User, **kwargs: Any) -> None:
     instance._dashify_saved_password = instance.password  # type: ignore[attr-defined]
+    instance._dashify_saved_tenant = instance.tenant_id  # type: ignore[attr-defined]
 
 
 @receiver(post_save, sender=User)
@@ -59,6 +60,13 @@ def revoke_on_credential_change(sender: Any, instance: User, **kwargs: Any) -> N
         )
     if not instance.is_active:
         services.revoke_sessions(instance.pk, EndReason.DEACTIVATED)
+
+    # Tokens and sockets carry the tenant they were opened for; a person
+    # moved to another tenant must not keep the old one's view.
+    moved = instance.tenant_id != getattr(instance, "_dashify_saved_tenant", None)
+    instance._dashify_saved_tenant = instance.tenant_id  # type: ignore[attr-defined]
+    if moved and not kwargs.get("created"):
+        services.revoke_sessions(instance.pk, EndReason.TENANT_CHANGED)
 
 
 @receiver(post_delete, sender=User)

@@ -49,6 +49,7 @@ class EndReason(StrEnum):
     PASSWORD_CHANGED = "password-changed"  # noqa: S105 (a reason, not a secret)
     DEACTIVATED = "deactivated"
     DELETED = "deleted"
+    TENANT_CHANGED = "tenant-changed"
     # Same person, new key (password change on this device): sockets
     # reconnect with a fresh token instead of showing "signed out".
     ROTATED = "rotated"

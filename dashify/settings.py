@@ -273,10 +273,10 @@ SESSION_COOKIE_NAME = "dashify_session"
 CSRF_COOKIE_NAME = "dashify_csrftoken"
 
 # --- Channels -----------------------------------------------------------------
-# Pub/sub layer: group membership lives in each process's subscriptions, so
-# nothing in Redis goes stale after a crash or a mass disconnect, and a
-# revocation reaches every process with one PUBLISH. docs/realtime.md has
-# the measurements and the trade-offs.
+# The dashboard socket fans group events out through realtime.fanout (one
+# pub/sub subscription per group and process) and uses no channel layer.
+# The layer stays configured for anything else built on Channels, and the
+# benchmarks' stock-Channels baseline; docs/realtime.md compares them.
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
@@ -298,6 +298,8 @@ DASHIFY_ALLOWED_ORIGINS = _list(
 )
 DASHIFY_WS_MAX_FRAME_BYTES = _int("DASHIFY_WS_MAX_FRAME_BYTES", 16 * 1024)
 DASHIFY_WS_RATE = _int("DASHIFY_WS_RATE", 20)
+# Frames waiting to be written to one socket before it is closed (4009).
+DASHIFY_WS_SEND_BUFFER = _int("DASHIFY_WS_SEND_BUFFER", 256)
 DASHIFY_WS_BURST = _int("DASHIFY_WS_BURST", 40)
 DASHIFY_CHAT_HISTORY = _int("DASHIFY_CHAT_HISTORY", 50)
 # How often an open socket confirms that its session is still signed in.

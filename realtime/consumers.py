@@ -4,8 +4,9 @@ The dashboard socket. Authentication happened at the handshake
 it ends when the session that opened it ends.
 
 Client frames are JSON objects with a dotted ``type``; ``chat.join`` is
-handled by ``on_chat_join``. Events from the channel layer use the same
-dotted types and are forwarded to the client as they are.
+handled by ``on_chat_join``. Events for the socket's groups arrive through
+realtime.fanout, already serialised, and are written to the client as
+they are; only ``session.ended`` is acted upon.
 """
 
 import asyncio
@@ -21,7 +22,7 @@ from django.conf import settings
 from redis.exceptions import RedisError
 
 from accounts.services import EndReason, WsIdentity, asession_alive
-from realtime import groups, selectors, services
+from realtime import fanout, groups, selectors, services
 from realtime.exceptions import Invalid, NotFound
 from realtime.protocol import CloseCode, ErrorCode
 
@@ -52,18 +53,35 @@ def _id(payload: dict[str, Any], name: str) -> int:
     return value
 
 
+# Group events travel through realtime.fanout, not a Channels layer; with
+# no layer, Channels opens no per-socket channel (one SUBSCRIBE each).
+NO_CHANNEL_LAYER = "dashify-no-channel-layer"
+
+
 class DashboardConsumer(AsyncWebsocketConsumer):
+    channel_layer_alias = NO_CHANNEL_LAYER
     identity: WsIdentity
 
     async def connect(self) -> None:
         self.identity = self.scope["dashify"]
         self.bucket = TokenBucket(settings.DASHIFY_WS_RATE, settings.DASHIFY_WS_BURST)
         self.joined: set[str] = set()
+        self.member = fanout.Member(
+            send=self.send_frame,
+            on_event=self.on_group_event,
+            on_overflow=self.on_overflow,
+        )
         for group in (
             groups.session_group(self.identity.binding),
             groups.user_group(self.identity.user_id),
         ):
             await self.join(group)
+
+        # The token was spent before the session group was joined; a
+        # revocation in between was published to nobody. Look once more.
+        if await asession_alive(self.identity.binding) is False:
+            await self.close()
+            return
         await self.accept()
         self.watchdog = asyncio.create_task(self.watch_session())
         unread = await database_sync_to_async(selectors.unread_count)(
@@ -90,7 +108,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             with contextlib.suppress(asyncio.CancelledError):
                 await watchdog
         for group in list(getattr(self, "joined", ())):
-            await self.channel_layer.group_discard(group, self.channel_name)
+            await fanout.hub().leave(group, self.member)
         logger.info(
             "ws closed user=%s tenant=%s code=%s",
             self.identity.user_id,
@@ -99,13 +117,13 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         )
 
     async def join(self, group: str) -> None:
-        await self.channel_layer.group_add(group, self.channel_name)
+        await fanout.hub().join(group, self.member)
         self.joined.add(group)
 
     async def leave(self, group: str) -> None:
         if group in self.joined:
             self.joined.discard(group)
-            await self.channel_layer.group_discard(group, self.channel_name)
+            await fanout.hub().leave(group, self.member)
 
     async def watch_session(self) -> None:
         """Close the socket if its session ends without a revocation event."""
@@ -252,25 +270,18 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         "notification.read": on_notification_read,
     }
 
-    # --- events from the channel layer ---------------------------------------
+    # --- events from the socket's groups -------------------------------------
 
-    async def chat_message(self, event: dict[str, Any]) -> None:
-        await self.send_event(event)
+    def on_group_event(self, event: dict[str, Any]) -> bool:
+        """Act on control events; let the rest through to the client."""
+        if event.get("type") == "session.ended":
+            asyncio.get_running_loop().create_task(self.session_ended(event))
+            return False
+        return True
 
-    async def card_created(self, event: dict[str, Any]) -> None:
-        await self.send_event(event)
-
-    async def card_updated(self, event: dict[str, Any]) -> None:
-        await self.send_event(event)
-
-    async def card_moved(self, event: dict[str, Any]) -> None:
-        await self.send_event(event)
-
-    async def notification_created(self, event: dict[str, Any]) -> None:
-        await self.send_event(event)
-
-    async def notification_read(self, event: dict[str, Any]) -> None:
-        await self.send_event(event)
+    def on_overflow(self) -> None:
+        logger.warning("ws send buffer full user=%s", self.identity.user_id)
+        asyncio.get_running_loop().create_task(self.close(CloseCode.SEND_BUFFER_FULL))
 
     async def session_ended(self, event: dict[str, Any]) -> None:
         rotated = event["reason"] == EndReason.ROTATED
@@ -288,8 +299,11 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         # int, not an IntEnum member.
         await super().close(code=int(code) if code else None, reason=reason)
 
+    async def send_frame(self, frame: str) -> None:
+        await self.send(text_data=frame)
+
     async def send_event(self, event: dict[str, Any]) -> None:
-        await self.send(text_data=json.dumps(event, separators=(",", ":")))
+        await self.send_frame(fanout.encode(event))
 
     async def send_error(
         self, code: ErrorCode, message: str, request: dict[str, Any] | None = None

@@ -2,12 +2,10 @@
 
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.dispatch import receiver
 
 from accounts.signals import session_ended
-from realtime import groups
+from realtime import fanout, groups
 
 
 @receiver(session_ended)
@@ -16,6 +14,6 @@ def close_session_sockets(
 ) -> None:
     # One PUBLISH reaches every server process; each closes its own sockets
     # of that session (realtime.consumers.DashboardConsumer.session_ended).
-    async_to_sync(get_channel_layer().group_send)(
+    fanout.publish(
         groups.session_group(binding), {"type": "session.ended", "reason": str(reason)}
     )

@@ -8,15 +8,13 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 from redis.exceptions import RedisError
 
 from accounts.models import Tenant, User
-from realtime import groups, selectors
+from realtime import fanout, groups, selectors
 from realtime.exceptions import Invalid, NotFound
 from realtime.models import (
     MAX_MESSAGE_LENGTH,
@@ -39,11 +37,10 @@ def broadcast(group: str, event: dict[str, Any]) -> None:
     and swallowed: telling the sender to retry would store it twice, and
     clients resynchronise from history and snapshots when they rejoin.
     """
-    layer = get_channel_layer()
 
     def send() -> None:
         try:
-            async_to_sync(layer.group_send)(group, event)
+            fanout.publish(group, event)
         except (RedisError, OSError):
             logger.warning("event %s not delivered: Redis unreachable", event["type"])
 

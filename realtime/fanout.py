@@ -1,0 +1,195 @@
+"""
+Group fan-out for the dashboard sockets: a per-process registry of local
+sockets per group, fed by one Redis pub/sub subscription per group and
+process.
+
+Why not the Channels layer's groups: channels-redis delivers one message
+per member channel and Channels dispatches each through a worker-thread
+hop, so an event for 1,000 sockets costs 1,000 deliveries and hops. Here
+an event is serialised once by the publisher, published once, received
+once per process, and written to each local socket without a hop.
+
+Delivery to one socket never waits for another: each socket has a small
+outbox drained by a task of its own, started only while frames are
+pending. A socket whose outbox overflows (a client that stopped reading)
+is closed instead of holding memory or delaying its group.
+
+Pub/sub keeps nothing: an event published while a process is (re)joining
+Redis is lost to that process. Clients therefore resynchronise when they
+(re)join a room or board (chat.history, board.snapshot), and sockets check
+their session's liveness on their own (realtime.consumers).
+"""
+
+import asyncio
+import collections
+import json
+import logging
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from django.conf import settings
+from redis.asyncio.client import PubSub
+from redis.exceptions import RedisError
+
+from dashify.redis import aget_client, get_client
+
+logger = logging.getLogger("dashify.realtime")
+
+RECONNECT_PAUSE = 1.0
+
+
+def _channel(group: str) -> str:
+    return f"{settings.DASHIFY_REDIS_KEY_PREFIX}:fan:{group}"
+
+
+def encode(event: dict[str, Any]) -> str:
+    return json.dumps(event, separators=(",", ":"))
+
+
+def publish(group: str, event: dict[str, Any]) -> None:
+    """Publish an event to a group from synchronous code (one PUBLISH)."""
+    get_client("channels").publish(_channel(group), encode(event))
+
+
+async def apublish(group: str, event: dict[str, Any]) -> None:
+    """Publish an event to a group from asynchronous code (one PUBLISH)."""
+    await aget_client("channels").publish(_channel(group), encode(event))
+
+
+class Member:
+    """
+    One socket's side of the hub. ``send`` writes a text frame to the
+    socket; ``on_event`` sees every event before it is written and may
+    return False to keep it from the client (for control events such as
+    session.ended); ``on_overflow`` is called once when the outbox fills.
+    """
+
+    __slots__ = ("send", "on_event", "on_overflow", "outbox", "writer", "__weakref__")
+
+    def __init__(
+        self,
+        send: Callable[[str], Awaitable[None]],
+        on_event: Callable[[dict[str, Any]], bool],
+        on_overflow: Callable[[], None],
+    ) -> None:
+        self.send = send
+        self.on_event = on_event
+        self.on_overflow = on_overflow
+        self.outbox: collections.deque[str] = collections.deque()
+        self.writer: asyncio.Task[None] | None = None
+
+    def deliver(self, frame: str, event: dict[str, Any]) -> None:
+        if not self.on_event(event):
+            return
+        if len(self.outbox) >= settings.DASHIFY_WS_SEND_BUFFER:
+            self.outbox.clear()
+            self.on_overflow()
+            return
+        self.outbox.append(frame)
+        if self.writer is None:
+            self.writer = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        try:
+            while self.outbox:
+                await self.send(self.outbox.popleft())
+        except Exception:
+            # The socket went away mid-write; the consumer's disconnect
+            # handler removes the member.
+            self.outbox.clear()
+        finally:
+            self.writer = None
+
+
+class Hub:
+    """The registry of one event loop (one server process)."""
+
+    def __init__(self) -> None:
+        self.members: dict[str, set[Member]] = {}
+        self.locks: dict[str, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
+        self.pubsub: PubSub | None = None
+        self.reader: asyncio.Task[None] | None = None
+
+    async def join(self, group: str, member: Member) -> None:
+        """Add a local socket to a group; subscribe this process if first."""
+        # Subscribe/unsubscribe decisions for one group are serialised, so
+        # a join racing the last leave cannot end up unsubscribed.
+        async with self.locks[group]:
+            members = self.members.get(group)
+            if members is None:
+                await self._subscription().subscribe(_channel(group))
+                members = self.members[group] = set()
+                self._ensure_reader()
+            members.add(member)
+
+    async def leave(self, group: str, member: Member) -> None:
+        """Remove a local socket; unsubscribe this process if it was the last."""
+        async with self.locks[group]:
+            members = self.members.get(group)
+            if members is None or member not in members:
+                return
+            members.discard(member)
+            if not members:
+                del self.members[group]
+                try:
+                    await self._subscription().unsubscribe(_channel(group))
+                except (RedisError, OSError):
+                    # Events for a group without members are dropped on
+                    # arrival, so a failed unsubscribe costs only traffic.
+                    logger.debug("unsubscribe from %s failed", group)
+            if group not in self.members:
+                self.locks.pop(group, None)
+
+    def _subscription(self) -> PubSub:
+        if self.pubsub is None:
+            self.pubsub = aget_client("channels").pubsub(ignore_subscribe_messages=True)
+        return self.pubsub
+
+    def _ensure_reader(self) -> None:
+        if self.reader is None or self.reader.done():
+            self.reader = asyncio.get_running_loop().create_task(self._read())
+
+    async def _read(self) -> None:
+        prefix_length = len(_channel(""))
+        while True:
+            pubsub = self._subscription()
+            try:
+                message = await pubsub.get_message(timeout=None)
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError):
+                # The next read reconnects, and redis-py then subscribes
+                # again to every channel this hub still listens on.
+                logger.warning("lost the Redis subscription; reconnecting")
+                await asyncio.sleep(RECONNECT_PAUSE)
+                continue
+            if message is None or message.get("type") != "message":
+                if not self.members:
+                    return
+                continue
+            group = message["channel"].decode()[prefix_length:]
+            self._dispatch(group, message["data"])
+
+    def _dispatch(self, group: str, data: bytes) -> None:
+        members = self.members.get(group)
+        if not members:
+            return
+        frame = data.decode()
+        event = json.loads(frame)
+        for member in list(members):
+            member.deliver(frame, event)
+
+
+_hubs: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def hub() -> Hub:
+    """Return the hub of the running event loop."""
+    loop = asyncio.get_running_loop()
+    current = _hubs.get(loop)
+    if current is None:
+        current = _hubs[loop] = Hub()
+    return current
