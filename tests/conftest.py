@@ -7,7 +7,9 @@ The suite writes only keys under its own prefix (tests/settings.py) and
 deletes only those.
 """
 
+import logging
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -38,6 +40,68 @@ def _delete_own_keys() -> None:
                 client.delete(*keys)
         finally:
             client.close()
+
+
+# Loggers of the suite's own clients (the attacker's side of the wire):
+# websockets and urllib3 log the URLs they request, tokens included.
+CLIENT_LOGGERS = ("websockets.client", "urllib3", "selenium", "asyncio")
+JWT_SHAPE = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
+
+
+class RecordCapture(logging.Handler):
+    """Keep the text of every log record the test process produces."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.lines: list[tuple[str, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.startswith(CLIENT_LOGGERS):
+            return
+        try:
+            text = record.getMessage()
+        except Exception:  # a broken record is its own bug, not a leak
+            text = str(record.msg)
+        if record.exc_info and record.exc_info[1] is not None:
+            text += " " + repr(record.exc_info[1])
+        self.lines.append((record.name, text))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_credential_in_any_log_record() -> Iterator[None]:
+    """
+    Capture every record logged in the test process, at DEBUG, for the
+    whole run, and fail the run if any holds a credential: a JWT, a
+    secret, or a session or CSRF cookie value. Server subprocesses'
+    logs are checked by the tests that start them.
+    """
+    capture = RecordCapture()
+    root = logging.getLogger()
+    previous_level = root.level
+    # First in line: the console handler's redaction filter rewrites records
+    # in place, and the capture must see what the code really logged.
+    root.handlers.insert(0, capture)
+    root.setLevel(logging.DEBUG)
+    yield
+    root.removeHandler(capture)
+    root.setLevel(previous_level)
+
+    secrets = [
+        settings.SECRET_KEY,
+        settings.DASHIFY_WS_TOKEN_SECRET,
+        settings.DASHIFY_SERVICE_TOKEN_SECRET,
+    ]
+    leaks = [
+        f"{name}: {text[:200]}"
+        for name, text in capture.lines
+        if JWT_SHAPE.search(text)
+        or any(secret in text for secret in secrets)
+        or re.search(
+            rf"({settings.SESSION_COOKIE_NAME}|{settings.CSRF_COOKIE_NAME})=\w", text
+        )
+    ]
+    assert not leaks, "credentials in log records:\n" + "\n".join(leaks[:20])
+    assert capture.lines, "the log capture saw no record at all"
 
 
 @pytest.fixture(autouse=True)
