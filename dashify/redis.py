@@ -33,12 +33,20 @@ def _sync_client(url: str) -> redis.Redis:
 
 def get_client(purpose: str) -> redis.Redis:
     """Return the shared synchronous client for a purpose ("tokens", ...)."""
-    return _sync_client(settings.DASHIFY_REDIS_URLS[purpose])
+    return client_for_url(settings.DASHIFY_REDIS_URLS[purpose])
+
+
+def client_for_url(url: str) -> redis.Redis:
+    return _sync_client(url)
 
 
 def aget_client(purpose: str) -> redis.asyncio.Redis:
     """Return the asyncio client for a purpose, bound to the running loop."""
-    url = settings.DASHIFY_REDIS_URLS[purpose]
+    return aclient_for_url(settings.DASHIFY_REDIS_URLS[purpose])
+
+
+def aclient_for_url(url: str) -> redis.asyncio.Redis:
+    """Return the asyncio client for a URL, bound to the running loop."""
     per_loop = _async_clients.setdefault(asyncio.get_running_loop(), {})
     client = per_loop.get(url)
     if client is None:

@@ -238,6 +238,12 @@ DASHIFY_REDIS_URLS = {
     purpose: _redis_url_for(purpose, offset)
     for offset, purpose in enumerate(REDIS_PURPOSES)
 }
+# Live-event fan-out can spread its groups over several Redis servers
+# (comma-separated URLs; each group lives on one, chosen by hash). Every
+# server process must list the same URLs in the same order.
+DASHIFY_FANOUT_REDIS_URLS = _list(
+    "DASHIFY_FANOUT_REDIS_URLS", DASHIFY_REDIS_URLS["channels"]
+)
 # Fail fast rather than hang a request when Redis is unreachable.
 DASHIFY_REDIS_TIMEOUT = _float("DASHIFY_REDIS_TIMEOUT", 1.0)
 

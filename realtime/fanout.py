@@ -25,6 +25,7 @@ import collections
 import json
 import logging
 import weakref
+import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -32,7 +33,7 @@ from django.conf import settings
 from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
-from dashify.redis import aget_client, get_client
+from dashify.redis import aclient_for_url, client_for_url
 
 logger = logging.getLogger("dashify.realtime")
 
@@ -43,18 +44,27 @@ def _channel(group: str) -> str:
     return f"{settings.DASHIFY_REDIS_KEY_PREFIX}:fan:{group}"
 
 
+def shard_of(group: str) -> int:
+    """Index of the Redis server (in DASHIFY_FANOUT_REDIS_URLS) for a group."""
+    return zlib.crc32(group.encode()) % len(settings.DASHIFY_FANOUT_REDIS_URLS)
+
+
+def _url(group: str) -> str:
+    return settings.DASHIFY_FANOUT_REDIS_URLS[shard_of(group)]
+
+
 def encode(event: dict[str, Any]) -> str:
     return json.dumps(event, separators=(",", ":"))
 
 
 def publish(group: str, event: dict[str, Any]) -> None:
     """Publish an event to a group from synchronous code (one PUBLISH)."""
-    get_client("channels").publish(_channel(group), encode(event))
+    client_for_url(_url(group)).publish(_channel(group), encode(event))
 
 
 async def apublish(group: str, event: dict[str, Any]) -> None:
     """Publish an event to a group from asynchronous code (one PUBLISH)."""
-    await aget_client("channels").publish(_channel(group), encode(event))
+    await aclient_for_url(_url(group)).publish(_channel(group), encode(event))
 
 
 class Member:
@@ -102,76 +112,91 @@ class Member:
             self.writer = None
 
 
+class Shard:
+    """One Redis server's subscription, shared by the groups hashed to it."""
+
+    def __init__(self, hub: "Hub", url: str) -> None:
+        self.hub = hub
+        self.url = url
+        # Subscribe and unsubscribe decisions on one connection are
+        # serialised, so a join racing the last leave of a group always
+        # ends subscribed, and commands reach Redis in decision order.
+        self.lock = asyncio.Lock()
+        self.pubsub: PubSub | None = None
+        self.reader: asyncio.Task[None] | None = None
+        self.groups = 0
+
+    def subscription(self) -> PubSub:
+        if self.pubsub is None:
+            self.pubsub = aclient_for_url(self.url).pubsub(
+                ignore_subscribe_messages=True
+            )
+        return self.pubsub
+
+    def ensure_reader(self) -> None:
+        if self.reader is None or self.reader.done():
+            self.reader = asyncio.get_running_loop().create_task(self.read())
+
+    async def read(self) -> None:
+        prefix_length = len(_channel(""))
+        while True:
+            try:
+                message = await self.subscription().get_message(timeout=None)
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError):
+                # The next read reconnects, and redis-py then subscribes
+                # again to every channel this shard still listens on.
+                logger.warning("lost the Redis subscription; reconnecting")
+                await asyncio.sleep(RECONNECT_PAUSE)
+                continue
+            if message is None or message.get("type") != "message":
+                if not self.groups:
+                    return
+                continue
+            group = message["channel"].decode()[prefix_length:]
+            self.hub.dispatch(group, message["data"])
+
+
 class Hub:
     """The registry of one event loop (one server process)."""
 
     def __init__(self) -> None:
         self.members: dict[str, set[Member]] = {}
-        self.locks: dict[str, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
-        self.pubsub: PubSub | None = None
-        self.reader: asyncio.Task[None] | None = None
+        self.shards = [Shard(self, url) for url in settings.DASHIFY_FANOUT_REDIS_URLS]
 
     async def join(self, group: str, member: Member) -> None:
         """Add a local socket to a group; subscribe this process if first."""
-        # Subscribe/unsubscribe decisions for one group are serialised, so
-        # a join racing the last leave cannot end up unsubscribed.
-        async with self.locks[group]:
+        shard = self.shards[shard_of(group)]
+        async with shard.lock:
             members = self.members.get(group)
             if members is None:
-                await self._subscription().subscribe(_channel(group))
+                await shard.subscription().subscribe(_channel(group))
                 members = self.members[group] = set()
-                self._ensure_reader()
+                shard.groups += 1
+                shard.ensure_reader()
             members.add(member)
 
     async def leave(self, group: str, member: Member) -> None:
         """Remove a local socket; unsubscribe this process if it was the last."""
-        async with self.locks[group]:
+        shard = self.shards[shard_of(group)]
+        async with shard.lock:
             members = self.members.get(group)
             if members is None or member not in members:
                 return
             members.discard(member)
-            if not members:
-                del self.members[group]
-                try:
-                    await self._subscription().unsubscribe(_channel(group))
-                except (RedisError, OSError):
-                    # Events for a group without members are dropped on
-                    # arrival, so a failed unsubscribe costs only traffic.
-                    logger.debug("unsubscribe from %s failed", group)
-            if group not in self.members:
-                self.locks.pop(group, None)
-
-    def _subscription(self) -> PubSub:
-        if self.pubsub is None:
-            self.pubsub = aget_client("channels").pubsub(ignore_subscribe_messages=True)
-        return self.pubsub
-
-    def _ensure_reader(self) -> None:
-        if self.reader is None or self.reader.done():
-            self.reader = asyncio.get_running_loop().create_task(self._read())
-
-    async def _read(self) -> None:
-        prefix_length = len(_channel(""))
-        while True:
-            pubsub = self._subscription()
+            if members:
+                return
+            del self.members[group]
+            shard.groups -= 1
             try:
-                message = await pubsub.get_message(timeout=None)
-            except asyncio.CancelledError:
-                raise
+                await shard.subscription().unsubscribe(_channel(group))
             except (RedisError, OSError):
-                # The next read reconnects, and redis-py then subscribes
-                # again to every channel this hub still listens on.
-                logger.warning("lost the Redis subscription; reconnecting")
-                await asyncio.sleep(RECONNECT_PAUSE)
-                continue
-            if message is None or message.get("type") != "message":
-                if not self.members:
-                    return
-                continue
-            group = message["channel"].decode()[prefix_length:]
-            self._dispatch(group, message["data"])
+                # Events for a group without members are dropped on
+                # arrival, so a failed unsubscribe costs only traffic.
+                logger.debug("unsubscribe from %s failed", group)
 
-    def _dispatch(self, group: str, data: bytes) -> None:
+    def dispatch(self, group: str, data: bytes) -> None:
         members = self.members.get(group)
         if not members:
             return
