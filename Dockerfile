@@ -35,4 +35,4 @@ RUN DJANGO_DEBUG=0 \
 USER dashify
 
 EXPOSE 8000
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "dashify.asgi:application"]
+CMD ["daphne", "--proxy-headers", "-b", "0.0.0.0", "-p", "8000", "dashify.asgi:application"]

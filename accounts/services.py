@@ -97,6 +97,13 @@ def record_session(
     security_logger.info("session started user=%s", user_id)
 
 
+def refresh_session_alive(user_id: int, session_key: str) -> None:
+    """Extend the liveness marker of a signed-in session to its full age."""
+    get_redis_connection("sessions").set(
+        _alive(session_key), user_id, ex=settings.SESSION_COOKIE_AGE
+    )
+
+
 def touch_session(user_id: int, session_key: str) -> None:
     """Record that a session was used just now."""
     get_redis_connection("sessions").hset(_seen(user_id), session_key, int(time.time()))

@@ -36,6 +36,16 @@ class SessionStore(CacheSessionStore):
         self._session_key = None
         return {}
 
+    def save(self, must_create: bool = False) -> None:
+        super().save(must_create)
+        user_id = _user_id(
+            self._session_cache if hasattr(self, "_session_cache") else None
+        )
+        if user_id is not None and self.session_key:
+            # The liveness marker lives as long as the session it vouches
+            # for, whose expiry each save pushes back.
+            services.refresh_session_alive(user_id, self.session_key)
+
     def cycle_key(self) -> None:
         data = self._session
         old_key = self.session_key

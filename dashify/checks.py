@@ -16,15 +16,17 @@ def check_token_secrets(app_configs: Any, **kwargs: Any) -> list[Error]:
         "DASHIFY_WS_TOKEN_SECRET": settings.DASHIFY_WS_TOKEN_SECRET,
         "DASHIFY_SERVICE_TOKEN_SECRET": settings.DASHIFY_SERVICE_TOKEN_SECRET,
     }
+    minimum = {"DJANGO_SECRET_KEY": settings.MIN_SECRET_KEY_BYTES}
     errors = [
         Error(
-            f"{name} is shorter than {settings.MIN_SECRET_BYTES} bytes.",
+            f"{name} is shorter than "
+            f"{minimum.get(name, settings.MIN_SECRET_BYTES)} bytes.",
             hint="Generate one with: python -c 'import secrets; "
             "print(secrets.token_urlsafe(48))'",
             id="dashify.E001",
         )
         for name, value in secrets.items()
-        if len(value.encode()) < settings.MIN_SECRET_BYTES
+        if len(value.encode()) < minimum.get(name, settings.MIN_SECRET_BYTES)
     ]
     if len(set(secrets.values())) != len(secrets):
         errors.append(

@@ -305,7 +305,7 @@ DASHIFY_ALLOWED_ORIGINS = _list(
 DASHIFY_WS_MAX_FRAME_BYTES = _int("DASHIFY_WS_MAX_FRAME_BYTES", 16 * 1024)
 DASHIFY_WS_RATE = _int("DASHIFY_WS_RATE", 20)
 # Frames waiting to be written to one socket before it is closed (4009).
-DASHIFY_WS_SEND_BUFFER = _int("DASHIFY_WS_SEND_BUFFER", 256)
+DASHIFY_WS_SEND_BUFFER = _int("DASHIFY_WS_SEND_BUFFER", 1024)
 DASHIFY_WS_BURST = _int("DASHIFY_WS_BURST", 40)
 DASHIFY_CHAT_HISTORY = _int("DASHIFY_CHAT_HISTORY", 50)
 # How often an open socket confirms that its session is still signed in.

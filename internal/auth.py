@@ -93,7 +93,8 @@ def service_token_required(
             if not header:
                 _refuse(request, ApiRefusal.NO_TOKEN)
                 return _unauthorized(error=False)
-            if not header.startswith(BEARER_PREFIX):
+            # The scheme name is case-insensitive (RFC 9110, 11.1).
+            if header[: len(BEARER_PREFIX)].lower() != BEARER_PREFIX.lower():
                 _refuse(request, ApiRefusal.NOT_BEARER)
                 return _unauthorized(error=True)
 
@@ -125,7 +126,9 @@ def service_token_required(
                 spent = spend_service_token(claims["jti"])
             except RedisError:
                 return JsonResponse(
-                    {"error": "unavailable"}, status=HTTPStatus.SERVICE_UNAVAILABLE
+                    {"error": "unavailable"},
+                    status=HTTPStatus.SERVICE_UNAVAILABLE,
+                    headers={"Retry-After": "5"},
                 )
             if not spent:
                 _refuse(request, ApiRefusal.REPLAYED)

@@ -15,6 +15,7 @@ from accounts.models import User
 from internal import scopes
 from internal.auth import service_token_required
 from realtime import services
+from realtime.exceptions import Invalid
 from realtime.models import Export
 
 IDEMPOTENCY_HEADER = "HTTP_IDEMPOTENCY_KEY"
@@ -73,12 +74,15 @@ def create_notification(request: HttpRequest) -> HttpResponse:
         return JsonResponse({"error": "not_found"}, status=HTTPStatus.NOT_FOUND)
 
     link = body.get("link", "")
-    notification, created = services.notify(
-        user=user,
-        text=body["text"],
-        link=link if _is_local_path(link) else "",
-        idempotency_key=key,
-    )
+    try:
+        notification, created = services.notify(
+            user=user,
+            text=body["text"],
+            link=link if _is_local_path(link) else "",
+            idempotency_key=key,
+        )
+    except Invalid:
+        return JsonResponse({"error": "bad_request"}, status=HTTPStatus.BAD_REQUEST)
     return JsonResponse(
         {"id": notification.pk, "created": created},
         status=HTTPStatus.CREATED if created else HTTPStatus.OK,

@@ -27,6 +27,7 @@ from realtime.exceptions import Invalid, NotFound
 from realtime.protocol import CloseCode, ErrorCode
 
 logger = logging.getLogger("dashify.realtime")
+security_logger = logging.getLogger("dashify.security")
 
 
 class TokenBucket:
@@ -80,6 +81,11 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         # The token was spent before the session group was joined; a
         # revocation in between was published to nobody. Look once more.
         if await asession_alive(self.identity.binding) is False:
+            security_logger.warning(
+                "ws handshake refused reason=session-ended user=%s tenant=%s",
+                self.identity.user_id,
+                self.identity.tenant_id,
+            )
             await self.close()
             return
         await self.accept()

@@ -11,8 +11,11 @@ once per process, and written to each local socket without a hop.
 
 Delivery to one socket never waits for another: each socket has a small
 outbox drained by a task of its own, started only while frames are
-pending. A socket whose outbox overflows (a client that stopped reading)
-is closed instead of holding memory or delaying its group.
+pending. A socket whose outbox overflows is closed instead of holding
+memory or delaying its group. That happens when the ASGI server applies
+backpressure (uvicorn waits for a slow client's socket to drain); daphne
+accepts every write at once and buffers it itself, so under daphne the
+outbox fills only when events arrive faster than the process can write.
 
 Pub/sub keeps nothing: an event published while a process is (re)joining
 Redis is lost to that process. Clients therefore resynchronise when they
@@ -75,7 +78,15 @@ class Member:
     session.ended); ``on_overflow`` is called once when the outbox fills.
     """
 
-    __slots__ = ("send", "on_event", "on_overflow", "outbox", "writer", "__weakref__")
+    __slots__ = (
+        "send",
+        "on_event",
+        "on_overflow",
+        "outbox",
+        "writer",
+        "overflowed",
+        "__weakref__",
+    )
 
     def __init__(
         self,
@@ -88,11 +99,13 @@ class Member:
         self.on_overflow = on_overflow
         self.outbox: collections.deque[str] = collections.deque()
         self.writer: asyncio.Task[None] | None = None
+        self.overflowed = False
 
     def deliver(self, frame: str, event: dict[str, Any]) -> None:
-        if not self.on_event(event):
+        if self.overflowed or not self.on_event(event):
             return
         if len(self.outbox) >= settings.DASHIFY_WS_SEND_BUFFER:
+            self.overflowed = True
             self.outbox.clear()
             self.on_overflow()
             return

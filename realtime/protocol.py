@@ -23,8 +23,9 @@ class CloseCode(IntEnum):
     UNSUPPORTED_DATA = 4003
     # More frames than DASHIFY_WS_RATE per second (after DASHIFY_WS_BURST).
     RATE_LIMITED = 4008
-    # The client stopped reading: DASHIFY_WS_SEND_BUFFER frames were waiting
-    # to be written. Reconnect, and resynchronise from history/snapshots.
+    # DASHIFY_WS_SEND_BUFFER frames were waiting to be written to this
+    # socket (a client too slow to keep up). Reconnect, and resynchronise
+    # from history and snapshots.
     SEND_BUFFER_FULL = 4009
 
 

@@ -1,11 +1,15 @@
 """Close the sockets of sessions that ended."""
 
+import logging
 from typing import Any
 
 from django.dispatch import receiver
+from redis.exceptions import RedisError
 
 from accounts.signals import session_ended
 from realtime import fanout, groups
+
+logger = logging.getLogger("dashify.realtime")
 
 
 @receiver(session_ended)
@@ -14,6 +18,12 @@ def close_session_sockets(
 ) -> None:
     # One PUBLISH reaches every server process; each closes its own sockets
     # of that session (realtime.consumers.DashboardConsumer.session_ended).
-    fanout.publish(
-        groups.session_group(binding), {"type": "session.ended", "reason": str(reason)}
-    )
+    try:
+        fanout.publish(
+            groups.session_group(binding),
+            {"type": "session.ended", "reason": str(reason)},
+        )
+    except (RedisError, OSError):
+        # The session is gone already; its sockets notice within
+        # DASHIFY_WS_SESSION_CHECK seconds (realtime.consumers).
+        logger.warning("could not announce the end of a session of user %s", user_id)

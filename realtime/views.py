@@ -5,6 +5,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
+from redis.exceptions import RedisError
 
 from realtime import selectors, services
 from realtime.exceptions import Invalid, NotFound
@@ -60,7 +61,16 @@ def request_export_view(request: HttpRequest, board_id: int) -> JsonResponse:
         export = services.request_export(user=request.user, board_id=board_id)
     except NotFound:
         return JsonResponse({"error": "not_found"}, status=HTTPStatus.NOT_FOUND)
-    enqueue_export(export)
+    try:
+        enqueue_export(export)
+    except RedisError:
+        # Nothing will ever build it; do not leave a pending row behind.
+        export.delete()
+        return JsonResponse(
+            {"error": "unavailable"},
+            status=HTTPStatus.SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "5"},
+        )
     return JsonResponse({"export": export.pk}, status=HTTPStatus.ACCEPTED)
 
 

@@ -6,6 +6,7 @@ checks, idempotency and live notifications apply to background work too.
 
 import csv
 import io
+import logging
 from datetime import timedelta
 
 import django_rq
@@ -16,6 +17,8 @@ from rq import Retry
 from internal import scopes
 from realtime.models import Card, Export
 from worker import api
+
+logger = logging.getLogger("dashify.worker")
 
 CSV_HEADER = ["card", "title", "column", "position", "assignee", "due_at"]
 
@@ -96,18 +99,24 @@ def send_due_reminders() -> str:
         assignee = card.assignee
         if assignee is None or card.due_at is None:
             continue
-        api.call(
-            "/internal/notifications/",
-            scope=scopes.notification_create(
-                tenant_id=card.board.tenant_id, user_id=assignee.pk
-            ),
-            idempotency_key=f"reminder:{card.pk}:{int(card.due_at.timestamp())}",
-            json={
-                "tenant": card.board.tenant_id,
-                "user": assignee.pk,
-                "text": f"“{card.title}” is due {card.due_at:%Y-%m-%d %H:%M} UTC.",
-                "link": "/",
-            },
-        )
+        try:
+            api.call(
+                "/internal/notifications/",
+                scope=scopes.notification_create(
+                    tenant_id=card.board.tenant_id, user_id=assignee.pk
+                ),
+                idempotency_key=f"reminder:{card.pk}:{int(card.due_at.timestamp())}",
+                json={
+                    "tenant": card.board.tenant_id,
+                    "user": assignee.pk,
+                    "text": f"“{card.title}” is due {card.due_at:%Y-%m-%d %H:%M} UTC.",
+                    "link": "/",
+                },
+            )
+        except api.APIRefused as refusal:
+            # One card the API will not take (its assignee left, say) must
+            # not keep the others from their reminders.
+            logger.warning("reminder for card %s refused: %s", card.pk, refusal)
+            continue
         sent += 1
     return f"{sent} reminder(s) checked"
