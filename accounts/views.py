@@ -17,6 +17,7 @@ from accounts import selectors, services
 from accounts.exceptions import RedisUnavailable
 from accounts.receivers import KEEP_SESSION
 from accounts.services import EndReason
+from dashify.middleware import redis_unavailable_response
 
 
 class LoginView(auth_views.LoginView):
@@ -28,6 +29,14 @@ class LoginView(auth_views.LoginView):
 
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        # Posted credentials always sign in afresh: a browser holding
+        # somebody else's session (a planted cookie, say) must not skip
+        # authentication and stay in that account.
+        if request.method == "POST":
+            self.redirect_authenticated_user = False
+        return super().dispatch(request, *args, **kwargs)
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         username = request.POST.get("username", "")[:150]
@@ -114,11 +123,7 @@ def ws_token_view(request: HttpRequest) -> JsonResponse:
     try:
         issued = services.issue_ws_token(request.user, request.session.session_key)
     except RedisUnavailable:
-        return JsonResponse(
-            {"error": "unavailable", "detail": "Try again in a few seconds."},
-            status=HTTPStatus.SERVICE_UNAVAILABLE,
-            headers={"Retry-After": "5"},
-        )
+        return redis_unavailable_response(request)
     return JsonResponse(
         {"token": issued.token, "expires_in": settings.DASHIFY_WS_TOKEN_TTL},
         headers={"Cache-Control": "no-store"},

@@ -21,11 +21,13 @@ REDIS_ERRORS = (
     RedisTimeoutError,
 )
 RETRY_AFTER_SECONDS = 5
+# Paths called by scripts and services, which get JSON instead of a page.
+JSON_PATHS = ("/accounts/ws-token/", "/internal/", "/realtime/")
 
 
 def redis_unavailable_response(request: HttpRequest) -> HttpResponse:
     """Render the 503 page (plain text for JSON callers)."""
-    if request.path.startswith(("/accounts/ws-token/", "/internal/", "/api/")):
+    if request.path.startswith(JSON_PATHS):
         response: HttpResponse = HttpResponse(
             '{"error": "unavailable", "detail": "Redis is unreachable; retry later."}',
             content_type="application/json",
@@ -37,6 +39,9 @@ def redis_unavailable_response(request: HttpRequest) -> HttpResponse:
         )
     response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     response["Cache-Control"] = "no-store"
+    # Logged once, at WARNING, by the caller; Django would add an ERROR
+    # line for every 5xx, and ERROR is kept for Dashify's own bugs.
+    response._has_been_logged = True  # type: ignore[attr-defined]
     return response
 
 

@@ -23,6 +23,7 @@ from django.views.decorators.csrf import csrf_exempt
 from redis.exceptions import RedisError
 
 from accounts import tokens
+from dashify.middleware import redis_unavailable_response
 from dashify.redis import get_client, key
 
 security_logger = logging.getLogger("dashify.security")
@@ -125,11 +126,7 @@ def service_token_required(
             try:
                 spent = spend_service_token(claims["jti"])
             except RedisError:
-                return JsonResponse(
-                    {"error": "unavailable"},
-                    status=HTTPStatus.SERVICE_UNAVAILABLE,
-                    headers={"Retry-After": "5"},
-                )
+                return redis_unavailable_response(request)
             if not spent:
                 _refuse(request, ApiRefusal.REPLAYED)
                 return _unauthorized(error=True)

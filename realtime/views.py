@@ -7,6 +7,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from redis.exceptions import RedisError
 
+from dashify.middleware import redis_unavailable_response
 from realtime import selectors, services
 from realtime.exceptions import Invalid, NotFound
 from realtime.models import Export
@@ -66,11 +67,7 @@ def request_export_view(request: HttpRequest, board_id: int) -> JsonResponse:
     except RedisError:
         # Nothing will ever build it; do not leave a pending row behind.
         export.delete()
-        return JsonResponse(
-            {"error": "unavailable"},
-            status=HTTPStatus.SERVICE_UNAVAILABLE,
-            headers={"Retry-After": "5"},
-        )
+        return redis_unavailable_response(request)
     return JsonResponse({"export": export.pk}, status=HTTPStatus.ACCEPTED)
 
 
