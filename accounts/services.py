@@ -7,16 +7,20 @@ sessions database
     ``user-sessions:<user id>``  hash, session key -> JSON (device, IP,
                                  signed-in time)
     ``user-seen:<user id>``      hash, session key -> last-seen time
-    ``session-alive:<binding>``  present while the session is signed in;
-                                 open sockets poll it (realtime.consumers)
 tokens database
-    ``ws-jti:<jti>``             string, the session binding of an unspent
+    ``session-alive:<binding>``  present while the session is signed in;
+                                 checked when a token is spent, and polled
+                                 by open sockets (realtime.consumers)
+    ``ws-jti:<jti>``             string, a keyed digest of the session
+                                 binding, user and tenant of an unspent
                                  token; expires with the token
     ``ws-sid:<binding>``         set of the unspent token ids a session
                                  minted; deleting it voids them all
 
-A token is spent by removing its id from both, atomically, in one script;
-if either is gone (spent, evicted, flushed, session ended) it is refused.
+A token is spent by removing its id from both, atomically, in one script
+that also checks the session's liveness marker; if any is gone (spent,
+evicted, flushed, session ended) or the digest does not match the token's
+claims, it is refused.
 """
 
 import json
@@ -92,14 +96,14 @@ def record_session(
     pipe.hset(_seen(user_id), session_key, int(time.time()))
     pipe.expire(_index(user_id), settings.SESSION_COOKIE_AGE)
     pipe.expire(_seen(user_id), settings.SESSION_COOKIE_AGE)
-    pipe.set(_alive(session_key), user_id, ex=settings.SESSION_COOKIE_AGE)
     pipe.execute()
+    refresh_session_alive(user_id, session_key)
     security_logger.info("session started user=%s", user_id)
 
 
 def refresh_session_alive(user_id: int, session_key: str) -> None:
     """Extend the liveness marker of a signed-in session to its full age."""
-    get_redis_connection("sessions").set(
+    get_client("tokens").set(
         _alive(session_key), user_id, ex=settings.SESSION_COOKIE_AGE
     )
 
@@ -127,9 +131,8 @@ def rotate_session(user_id: int, old_key: str, new_key: str) -> None:
     pipe.hset(_seen(user_id), new_key, int(time.time()))
     pipe.expire(_index(user_id), settings.SESSION_COOKIE_AGE)
     pipe.expire(_seen(user_id), settings.SESSION_COOKIE_AGE)
-    pipe.delete(_alive(old_key))
-    pipe.set(_alive(new_key), user_id, ex=settings.SESSION_COOKIE_AGE)
     pipe.execute()
+    refresh_session_alive(user_id, new_key)
     _void_tokens_and_sockets(user_id, [old_key], EndReason.ROTATED)
 
 
@@ -141,7 +144,6 @@ def forget_session(
     pipe = client.pipeline()
     pipe.hdel(_index(user_id), session_key)
     pipe.hdel(_seen(user_id), session_key)
-    pipe.delete(_alive(session_key))
     pipe.execute()
     _void_tokens_and_sockets(user_id, [session_key], reason)
 
@@ -179,7 +181,6 @@ def revoke_sessions(
     pipe = client.pipeline()
     pipe.hdel(_index(user_id), *targets)
     pipe.hdel(_seen(user_id), *targets)
-    pipe.delete(*(_alive(k) for k in targets))
     pipe.execute()
     _void_tokens_and_sockets(user_id, targets, reason)
     security_logger.info(
@@ -198,7 +199,10 @@ def _void_tokens_and_sockets(
     user_id: int, session_keys: list[str], reason: EndReason
 ) -> None:
     bindings = [session_binding(k) for k in session_keys]
-    get_client("tokens").delete(*(key("ws-sid", b) for b in bindings))
+    get_client("tokens").delete(
+        *(key("ws-sid", b) for b in bindings),
+        *(key("session-alive", b) for b in bindings),
+    )
     for binding in bindings:
         session_ended.send(
             sender=EndReason, user_id=user_id, binding=binding, reason=reason
@@ -216,7 +220,7 @@ async def asession_alive(binding: str) -> bool | None:
     its own, or a Redis that restarted empty.
     """
     try:
-        exists = await aget_client("sessions").exists(key("session-alive", binding))
+        exists = await aget_client("tokens").exists(key("session-alive", binding))
     except RedisError:
         return None
     return bool(exists)
@@ -289,7 +293,11 @@ def issue_ws_token(user: User, session_key: str) -> tokens.IssuedToken:
         kid=settings.DASHIFY_WS_TOKEN_KID,
     )
     pipe = get_client("tokens").pipeline()
-    pipe.set(key("ws-jti", issued.jti), binding, ex=ttl)
+    pipe.set(
+        key("ws-jti", issued.jti),
+        _marker(binding, user.pk, user.tenant_id),
+        ex=ttl,
+    )
     pipe.sadd(key("ws-sid", binding), issued.jti)
     pipe.expire(key("ws-sid", binding), ttl)
     try:
@@ -325,13 +333,26 @@ def verify_ws_token(token: object, now: int) -> WsIdentity | tokens.Refusal:
     )
 
 
-# Spend a token: both markers must be present and agree. GETDEL and SREM
-# run in one script, so two handshakes racing with the same token (in one
-# process or several) see exactly one success.
+def _marker(binding: str, user_id: int, tenant_id: int) -> str:
+    # The marker names everything the token vouches for, keyed: a token
+    # re-signed with another user or tenant (by someone holding the
+    # secret) no longer matches the marker its jti was minted with.
+    return salted_hmac(
+        "dashify.accounts.ws-token",
+        f"{binding}:{user_id}:{tenant_id}",
+        algorithm="sha256",
+    ).hexdigest()[:32]
+
+
+# Spend a token: its session must be alive and both markers present and
+# matching. Everything runs in one script, so two handshakes racing with
+# the same token (in one process or several) see exactly one success, and
+# a token is burnt even when refused.
 _SPEND_SCRIPT = """
-local binding = redis.call('GETDEL', KEYS[1])
+local marker = redis.call('GETDEL', KEYS[1])
 local member = redis.call('SREM', KEYS[2], ARGV[2])
-if binding == ARGV[1] and member == 1 then
+local alive = redis.call('EXISTS', KEYS[3])
+if marker == ARGV[1] and member == 1 and alive == 1 then
   return 1
 end
 return 0
@@ -340,17 +361,19 @@ return 0
 
 async def aspend_ws_token(identity: WsIdentity) -> bool:
     """
-    Spend a verified token's single use. Return False if it was already
-    spent or voided. Raises RedisUnavailable if Redis cannot answer.
+    Spend a verified token's single use, in one Redis round trip. Return
+    False if it was already spent or voided or its session has ended.
+    Raises RedisUnavailable if Redis cannot answer.
     """
     client = aget_client("tokens")
     try:
         result = await client.eval(
             _SPEND_SCRIPT,
-            2,
+            3,
             key("ws-jti", identity.jti),
             key("ws-sid", identity.binding),
-            identity.binding,
+            key("session-alive", identity.binding),
+            _marker(identity.binding, identity.user_id, identity.tenant_id),
             identity.jti,
         )
     except RedisError as error:

@@ -15,6 +15,8 @@ token header is read only after the signature verifies, and then only to
 check that it says what Dashify would have written.
 """
 
+import base64
+import binascii
 import json
 import re
 import secrets
@@ -159,14 +161,20 @@ def verify_token(
     verified = _verify_signature(token, secrets)
     if isinstance(verified, Refusal):
         return verified
-    header, payload = verified
+    # JWTs are UTF-8 JSON (RFC 8725, 3.7). The JWS layer also accepts
+    # UTF-16 and a byte-order mark; Dashify writes neither, so parse both
+    # parts again, strictly.
+    header = _parse_json(_b64url_decode(token.split(".", 1)[0]))
+    if header is None:
+        return Refusal.MALFORMED
+    payload = verified
 
     if set(header) - ALLOWED_HEADER or header.get("typ") != kind.typ:
         return Refusal.HEADER
     if "kid" in header and not isinstance(header["kid"], str):
         return Refusal.HEADER
 
-    claims = _parse_claims(payload)
+    claims = _parse_json(payload)
     if claims is None or not _claims_have_types(claims, kind.claims):
         return Refusal.CLAIMS
     if claims.get("aud") != kind.audience:
@@ -177,9 +185,7 @@ def verify_token(
     return _check_times(claims, now=now, leeway=leeway, max_lifetime=max_lifetime)
 
 
-def _verify_signature(
-    token: str, secrets: Iterable[str]
-) -> tuple[dict[str, Any], bytes] | Refusal:
+def _verify_signature(token: str, secrets: Iterable[str]) -> bytes | Refusal:
     for secret in secrets:
         try:
             decoded = _jws.decode_complete(token, secret, algorithms=[ALGORITHM])
@@ -189,7 +195,7 @@ def _verify_signature(
             # Undecodable header, an algorithm other than HS256 (including
             # "none"), or an unencoded-payload header: none can be Dashify's.
             return Refusal.MALFORMED
-        return decoded["header"], decoded["payload"]
+        return decoded["payload"]
     return Refusal.SIGNATURE
 
 
@@ -205,16 +211,26 @@ def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def _parse_claims(payload: bytes) -> dict[str, Any] | None:
+def _b64url_decode(segment: str) -> bytes | None:
     try:
-        claims = json.loads(
-            payload,
+        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _parse_json(data: bytes | None) -> dict[str, Any] | None:
+    """Parse a JSON object from strict UTF-8, refusing repeats and NaN."""
+    if data is None:
+        return None
+    try:
+        parsed = json.loads(
+            data.decode("utf-8"),
             object_pairs_hook=_unique_object,
             parse_constant=_reject_constant,
         )
     except (ValueError, UnicodeDecodeError):
         return None
-    return claims if isinstance(claims, dict) else None
+    return parsed if isinstance(parsed, dict) else None
 
 
 def _claims_have_types(claims: dict[str, Any], spec: Mapping[str, str]) -> bool:

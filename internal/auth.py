@@ -25,6 +25,7 @@ from redis.exceptions import RedisError
 from accounts import tokens
 from dashify.middleware import redis_unavailable_response
 from dashify.redis import get_client, key
+from internal import scopes
 
 security_logger = logging.getLogger("dashify.security")
 
@@ -69,9 +70,13 @@ def _refuse(request: HttpRequest, reason: str) -> None:
     )
 
 
-def spend_service_token(jti: str) -> bool:
-    """Spend a service token's single use; False if spent or never minted."""
-    return get_client("tokens").delete(key("svc-jti", jti)) == 1
+def spend_service_token(jti: str, scope: str) -> bool:
+    """
+    Spend a service token's single use; False if it was spent, never
+    minted, or minted for another scope.
+    """
+    recorded = get_client("tokens").getdel(key("svc-jti", jti))
+    return recorded is not None and recorded.decode() == scopes.marker(scope)
 
 
 def service_token_required(
@@ -124,7 +129,7 @@ def service_token_required(
                 return _forbidden()
 
             try:
-                spent = spend_service_token(claims["jti"])
+                spent = spend_service_token(claims["jti"], claims["scope"])
             except RedisError:
                 return redis_unavailable_response(request)
             if not spent:

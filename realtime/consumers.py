@@ -49,7 +49,8 @@ class TokenBucket:
 
 def _id(payload: dict[str, Any], name: str) -> int:
     value = payload.get(name)
-    if type(value) is not int or value <= 0:
+    # Ids are 64-bit in the database; anything larger names nothing.
+    if type(value) is not int or not 0 < value < 2**63:
         raise Invalid(f"{name} must be a positive integer id.")
     return value
 

@@ -11,6 +11,7 @@ from django.conf import settings
 
 from accounts import tokens
 from dashify.redis import get_client, key
+from internal import scopes
 
 logger = logging.getLogger("dashify.worker")
 
@@ -39,7 +40,7 @@ def issue_service_token(scope: str) -> str:
         secret=settings.DASHIFY_SERVICE_TOKEN_SECRET,
         kid=settings.DASHIFY_SERVICE_TOKEN_KID,
     )
-    get_client("tokens").set(key("svc-jti", issued.jti), 1, ex=ttl)
+    get_client("tokens").set(key("svc-jti", issued.jti), scopes.marker(scope), ex=ttl)
     return issued.token
 
 

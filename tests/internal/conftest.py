@@ -20,6 +20,7 @@ from django.test import Client
 from accounts import tokens
 from accounts.models import User
 from dashify.redis import get_client, key
+from internal import scopes
 from internal.auth import ApiRefusal
 from realtime import services
 from realtime.models import Board, Export
@@ -147,9 +148,9 @@ def service_claims(now: int, scope: str | None, **changes: Any) -> dict[str, Any
     return {name: value for name, value in claims.items() if value is not None}
 
 
-def record_unspent(jti: str) -> None:
+def record_unspent(jti: str, scope: str) -> None:
     """Write the marker worker.api writes when it mints a token."""
-    get_client("tokens").set(key("svc-jti", jti), 1, ex=120)
+    get_client("tokens").set(key("svc-jti", jti), scopes.marker(scope), ex=120)
 
 
 def marker_exists(jti: str) -> bool:

@@ -92,7 +92,7 @@ def forged(
         changes = dict(claims)
         payload = service_claims(f.now, changes.pop("scope", f.scope), **changes)
         if "jti" in payload:
-            record_unspent(payload["jti"])
+            record_unspent(payload["jti"], str(payload.get("scope", "")))
         return "Bearer " + sign(
             service_header(**(header or {})), payload, secret, digest
         )
@@ -109,7 +109,7 @@ def none_alg(spelling: str, signed: bool) -> Builder:
     def build(f: Forge) -> str:
         head = service_header(alg=spelling)
         payload = service_claims(f.now, f.scope)
-        record_unspent(payload["jti"])
+        record_unspent(payload["jti"], payload["scope"])
         if signed:
             return "Bearer " + sign(head, payload, SERVICE_SECRET)
         return "Bearer " + unsigned(head, payload)
@@ -122,7 +122,7 @@ def with_scope(scope_of: Callable[[Forge], str]) -> Builder:
 
     def build(f: Forge) -> str:
         payload = service_claims(f.now, scope_of(f))
-        record_unspent(payload["jti"])
+        record_unspent(payload["jti"], payload["scope"])
         return "Bearer " + sign(service_header(), payload, SERVICE_SECRET)
 
     return build
