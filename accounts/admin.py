@@ -4,7 +4,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from accounts import selectors, services
@@ -27,7 +27,8 @@ class UserAdmin(DjangoUserAdmin):
     list_select_related = ["tenant"]
     readonly_fields = ["sessions_link"]
     fieldsets = [
-        *DjangoUserAdmin.fieldsets,
+        # django-stubs types fieldsets as optional; UserAdmin always sets it.
+        *DjangoUserAdmin.fieldsets,  # type: ignore[misc]
         ("Tenant and sessions", {"fields": ["tenant", "sessions_link"]}),
     ]
     add_fieldsets = [
@@ -67,7 +68,7 @@ class UserAdmin(DjangoUserAdmin):
             user.save(update_fields=["is_active"])
         self.message_user(request, "Deactivated and signed out.", messages.SUCCESS)
 
-    def get_urls(self):  # type: ignore[no-untyped-def]
+    def get_urls(self) -> list[URLPattern]:
         return [
             path(
                 "<int:user_id>/sessions/",

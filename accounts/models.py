@@ -1,4 +1,4 @@
-from typing import Any
+from typing import Any, ClassVar
 
 from django.contrib.auth.models import AbstractUser
 from django.contrib.auth.models import UserManager as DjangoUserManager
@@ -30,7 +30,10 @@ class UserManager(DjangoUserManager["User"]):
             extra["tenant_id"] = int(tenant)
         elif tenant is not None:
             extra["tenant"] = tenant
-        return super()._create_user_object(username, email, password, **extra)
+        # Django 5.1 added this hook; django-stubs does not declare it yet.
+        return super()._create_user_object(  # type: ignore[misc]
+            username, email, password, **extra
+        )
 
 
 class User(AbstractUser):
@@ -38,7 +41,7 @@ class User(AbstractUser):
 
     tenant = models.ForeignKey(Tenant, on_delete=models.PROTECT, related_name="users")
 
-    objects = UserManager()
+    objects: ClassVar[UserManager] = UserManager()
 
     REQUIRED_FIELDS = ["email", "tenant"]
 

@@ -1,6 +1,6 @@
 """Keep the session index in step with Django's authentication events."""
 
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth.signals import user_logged_in
 from django.db.models.signals import post_delete, post_init, post_save
@@ -21,7 +21,8 @@ def record_login(sender: Any, request: HttpRequest, user: User, **kwargs: Any) -
         session.save()
     services.record_session(
         user_id=user.pk,
-        session_key=session.session_key,
+        # save() has given the session a key if it had none.
+        session_key=cast(str, session.session_key),
         user_agent=request.META.get("HTTP_USER_AGENT", ""),
         ip_address=request.META.get("REMOTE_ADDR", ""),
     )
@@ -49,7 +50,8 @@ def revoke_on_credential_change(sender: Any, instance: User, **kwargs: Any) -> N
     # parameters change and saves only that field: same secret, no revocation.
     rehashed = (
         kwargs.get("update_fields") == frozenset({"password"})
-        and instance._password is None
+        # Django sets _password in set_password(); the stubs omit it.
+        and instance._password is None  # type: ignore[attr-defined]
         and instance.has_usable_password()
     )
     if changed and not rehashed and not kwargs.get("created"):

@@ -14,6 +14,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.cache import SessionStore as CacheSessionStore
+from django.core.cache.backends.base import BaseCache
 from django_redis.exceptions import ConnectionInterrupted
 
 from accounts import services
@@ -22,6 +23,10 @@ from accounts.exceptions import RedisUnavailable
 
 class SessionStore(CacheSessionStore):
     cache_key_prefix = "session:"
+
+    # Set or provided by the stock engine; django-stubs does not declare them.
+    _cache: BaseCache
+    _session: dict[str, Any]
 
     def load(self) -> dict[str, Any]:
         # The stock engine treats any cache error as "no session", which

@@ -1,5 +1,5 @@
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.contrib import messages
@@ -8,6 +8,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import PasswordChangeForm
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
@@ -17,6 +18,7 @@ from accounts import selectors, services
 from accounts.exceptions import RedisUnavailable
 from accounts.receivers import KEEP_SESSION
 from accounts.services import EndReason
+from accounts.types import AuthenticatedRequest
 from dashify.middleware import redis_unavailable_response
 
 
@@ -30,7 +32,9 @@ class LoginView(auth_views.LoginView):
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
 
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def dispatch(
+        self, request: HttpRequest, *args: Any, **kwargs: Any
+    ) -> HttpResponseBase:
         # Posted credentials always sign in afresh: a browser holding
         # somebody else's session (a planted cookie, say) must not skip
         # authentication and stay in that account.
@@ -61,7 +65,7 @@ class LogoutView(auth_views.LogoutView):
 @never_cache
 @login_required
 @require_http_methods(["GET", "POST"])
-def sessions_view(request: HttpRequest) -> HttpResponse:
+def sessions_view(request: AuthenticatedRequest) -> HttpResponse:
     """List the person's live sessions; POST revokes one or all others."""
     current = request.session.session_key
     if request.method == "POST":
@@ -89,7 +93,7 @@ def sessions_view(request: HttpRequest) -> HttpResponse:
 @never_cache
 @login_required
 @require_http_methods(["GET", "POST"])
-def password_change_view(request: HttpRequest) -> HttpResponse:
+def password_change_view(request: AuthenticatedRequest) -> HttpResponse:
     """
     Change the password. Saving it ends every other session of the person
     (accounts.receivers); this one continues under a new key, and its
@@ -108,7 +112,7 @@ def password_change_view(request: HttpRequest) -> HttpResponse:
 @never_cache
 @csrf_protect
 @require_POST
-def ws_token_view(request: HttpRequest) -> JsonResponse:
+def ws_token_view(request: HttpRequest) -> HttpResponse:
     """
     Mint a single-use WebSocket token for this session.
 
@@ -120,8 +124,10 @@ def ws_token_view(request: HttpRequest) -> JsonResponse:
             {"error": "not_authenticated", "detail": "Sign in first."},
             status=HTTPStatus.UNAUTHORIZED,
         )
+    # A session that authenticated the request was loaded by its key.
+    session_key = cast(str, request.session.session_key)
     try:
-        issued = services.issue_ws_token(request.user, request.session.session_key)
+        issued = services.issue_ws_token(request.user, session_key)
     except RedisUnavailable:
         return redis_unavailable_response(request)
     return JsonResponse(

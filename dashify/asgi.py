@@ -19,6 +19,11 @@ from realtime.routing import websocket_urlpatterns  # noqa: E402
 application = ProtocolTypeRouter(
     {
         "http": django_application,
-        "websocket": TokenAuthMiddleware(URLRouter(websocket_urlpatterns)),
+        # channels-stubs wants URLRouter's routes and its callers typed with
+        # its own scope and pattern types, which Django's path() and this
+        # middleware's plain ASGI signature do not use.
+        "websocket": TokenAuthMiddleware(
+            URLRouter(websocket_urlpatterns)  # type: ignore[arg-type]
+        ),
     }
 )

@@ -9,6 +9,7 @@ loop that opened it, and tests run each case in a loop of its own.
 import asyncio
 import weakref
 from functools import lru_cache
+from typing import TypedDict
 
 import redis
 import redis.asyncio
@@ -17,7 +18,13 @@ from django.conf import settings
 _async_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, redis.asyncio.Redis]]" = weakref.WeakKeyDictionary()  # noqa: E501
 
 
-def _options() -> dict[str, float | bool]:
+class _Options(TypedDict):
+    socket_timeout: float
+    socket_connect_timeout: float
+    health_check_interval: int
+
+
+def _options() -> _Options:
     timeout = settings.DASHIFY_REDIS_TIMEOUT
     return {
         "socket_timeout": timeout,

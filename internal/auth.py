@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from enum import StrEnum
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -75,7 +75,8 @@ def spend_service_token(jti: str, scope: str) -> bool:
     Spend a service token's single use; False if it was spent, never
     minted, or minted for another scope.
     """
-    recorded = get_client("tokens").getdel(key("svc-jti", jti))
+    # The client does not decode responses, so a hit is bytes.
+    recorded = cast(bytes | None, get_client("tokens").getdel(key("svc-jti", jti)))
     return recorded is not None and recorded.decode() == scopes.marker(scope)
 
 

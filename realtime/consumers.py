@@ -65,7 +65,9 @@ class DashboardConsumer(AsyncWebsocketConsumer):
     identity: WsIdentity
 
     async def connect(self) -> None:
-        self.identity = self.scope["dashify"]
+        # TokenAuthMiddleware adds this key; channels-stubs' scope type
+        # lists only the keys Channels itself sets.
+        self.identity = self.scope["dashify"]  # type: ignore[typeddict-item]
         self.bucket = TokenBucket(settings.DASHIFY_WS_RATE, settings.DASHIFY_WS_BURST)
         self.joined: set[str] = set()
         self.member = fanout.Member(

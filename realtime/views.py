@@ -1,12 +1,13 @@
 from http import HTTPStatus
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from redis.exceptions import RedisError
 
+from accounts.types import AuthenticatedRequest
 from dashify.middleware import redis_unavailable_response
 from realtime import selectors, services
 from realtime.exceptions import Invalid, NotFound
@@ -14,7 +15,7 @@ from realtime.models import Export
 
 
 @login_required
-def dashboard(request: HttpRequest) -> HttpResponse:
+def dashboard(request: AuthenticatedRequest) -> HttpResponse:
     tenant_id = request.user.tenant_id
     context = {
         "rooms": selectors.rooms_of(tenant_id),
@@ -28,7 +29,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def move_card_view(request: HttpRequest, card_id: int) -> JsonResponse:
+def move_card_view(request: AuthenticatedRequest, card_id: int) -> JsonResponse:
     """Move a card over HTTP (form fields ``column`` and ``position``)."""
     try:
         column = int(request.POST.get("column", ""))
@@ -54,7 +55,7 @@ def move_card_view(request: HttpRequest, card_id: int) -> JsonResponse:
 
 @login_required
 @require_POST
-def request_export_view(request: HttpRequest, board_id: int) -> JsonResponse:
+def request_export_view(request: AuthenticatedRequest, board_id: int) -> HttpResponse:
     """Queue a CSV export of a board; a notification follows when it is ready."""
     from worker.jobs import enqueue_export
 
@@ -74,7 +75,7 @@ def request_export_view(request: HttpRequest, board_id: int) -> JsonResponse:
 @never_cache
 @login_required
 @require_GET
-def download_export_view(request: HttpRequest, export_id: int) -> HttpResponse:
+def download_export_view(request: AuthenticatedRequest, export_id: int) -> HttpResponse:
     """Serve a finished export to a signed-in member of the board's tenant."""
     export = (
         Export.objects.select_related("board")

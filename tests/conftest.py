@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 import pytest
 import redis
@@ -157,7 +158,11 @@ def signed_in_client(user: User, user_agent: str = "pytest") -> Client:
     return client
 
 
-def csrf_headers(client: Client) -> dict[str, str]:
+class CSRFHeader(TypedDict):
+    HTTP_X_CSRFTOKEN: str
+
+
+def csrf_headers(client: Client) -> CSRFHeader:
     return {"HTTP_X_CSRFTOKEN": client.cookies[settings.CSRF_COOKIE_NAME].value}
 
 

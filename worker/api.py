@@ -5,6 +5,8 @@ API, each with a service token minted for exactly that call.
 
 import logging
 import time
+from collections.abc import Mapping, Sequence
+from typing import TypeAlias
 
 import requests
 from django.conf import settings
@@ -16,6 +18,10 @@ from internal import scopes
 logger = logging.getLogger("dashify.worker")
 
 REQUEST_TIMEOUT = 5.0
+
+JSON: TypeAlias = (
+    None | bool | int | float | str | Sequence["JSON"] | Mapping[str, "JSON"]
+)
 
 
 class APIUnavailable(Exception):
@@ -49,7 +55,7 @@ def call(
     *,
     scope: str,
     idempotency_key: str,
-    json: object | None = None,
+    json: JSON = None,
     data: str | None = None,
     content_type: str = "application/json",
 ) -> dict[str, object]:

@@ -10,7 +10,7 @@ import hmac
 import json
 import secrets
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from django.conf import settings
@@ -24,6 +24,11 @@ from internal import scopes
 from internal.auth import ApiRefusal
 from realtime import services
 from realtime.models import Board, Export
+
+if TYPE_CHECKING:
+    from django.test.client import _MonkeyPatchedWSGIResponse as ClientResponse
+else:
+    ClientResponse = HttpResponse
 
 SECURITY_LOGGER = "dashify.security"
 NOTIFICATIONS = "/internal/notifications/"
@@ -45,8 +50,8 @@ def post_notification(
     *,
     authorization: str | None,
     idempotency_key: str | None = "reminder:1:1700000000",
-) -> HttpResponse:
-    headers: dict[str, str] = {}
+) -> ClientResponse:
+    headers: dict[str, Any] = {}
     if authorization is not None:
         headers["HTTP_AUTHORIZATION"] = authorization
     if idempotency_key is not None:
@@ -63,8 +68,8 @@ def post_export(
     *,
     authorization: str | None,
     idempotency_key: str | None,
-) -> HttpResponse:
-    headers: dict[str, str] = {}
+) -> ClientResponse:
+    headers: dict[str, Any] = {}
     if authorization is not None:
         headers["HTTP_AUTHORIZATION"] = authorization
     if idempotency_key is not None:

@@ -18,7 +18,6 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
-from django.http import HttpResponse
 
 from accounts.models import User
 from dashify.asgi import application
@@ -30,6 +29,7 @@ from tests.internal.conftest import (
     REFUSAL_REASONS,
     SECURITY_LOGGER,
     SERVICE_SECRET,
+    ClientResponse,
     api_client,
     api_log_lines,
     claim_values,
@@ -82,7 +82,7 @@ def forged(
     digest: Callable[..., Any] = hashlib.sha256,
     header: dict[str, Any] | None = None,
     **claims: Any,
-) -> Builder:
+) -> Callable[[Forge], str]:
     """
     A signed service token with the given changes, recorded as unspent, so
     that only those changes can explain a refusal.
@@ -381,7 +381,7 @@ REFUSALS: list[tuple[str, Builder, int, str, str]] = [
 
 
 def assert_refused(
-    response: HttpResponse,
+    response: ClientResponse,
     status: int,
     challenge: str,
     secrets_in_request: list[str],

@@ -90,6 +90,7 @@ async def test_groups_live_on_the_server_their_name_hashes_to(
                 await alice_socket.recv()
 
     assert ended == {"type": "session.ended", "reason": "signed-out"}
+    assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == CloseCode.SESSION_ENDED
     for server in (a, b):
         for token in tokens:

@@ -18,6 +18,7 @@ import requests
 from django.conf import settings
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.typing import Origin
 
 from realtime.protocol import CloseCode
 from tests.conftest import PASSWORD, LiveServer, LiveSite
@@ -36,6 +37,7 @@ class Browser:
 
     def post(self, path: str, **kwargs: Any) -> requests.Response:
         csrf = self.http.cookies[settings.CSRF_COOKIE_NAME]
+        assert csrf is not None
         return self.http.post(
             self.server.url + path,
             headers={"X-CSRFToken": csrf},
@@ -51,7 +53,9 @@ class Browser:
 
     def room_id(self, name: str) -> int:
         page = self.http.get(self.server.url + "/", timeout=10).text
-        return int(re.search(rf'<option value="(\d+)">#{name}<', page).group(1))
+        option = re.search(rf'<option value="(\d+)">#{name}<', page)
+        assert option is not None, f"no room #{name} on the dashboard"
+        return int(option.group(1))
 
 
 def sign_in(server: LiveServer, username: str) -> Browser:
@@ -100,7 +104,7 @@ async def socket_on(
 ) -> AsyncIterator[ClientConnection]:
     """An open socket whose hello frame was read."""
     async with connect(
-        f"{server.ws_url}?token={token}", origin=site.origin, proxy=None
+        f"{server.ws_url}?token={token}", origin=Origin(site.origin), proxy=None
     ) as socket:
         assert json.loads(await socket.recv())["type"] == "hello"
         yield socket
@@ -148,6 +152,7 @@ async def test_signing_out_on_one_server_closes_the_socket_on_the_other(
                 await socket.recv()
 
     assert frame == {"type": "session.ended", "reason": "signed-out"}
+    assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == CloseCode.SESSION_ENDED
 
 

@@ -353,7 +353,7 @@ def post_notification(
     path: str = NOTIFICATIONS,
 ) -> ClientResponse:
     """POST as the worker does: no cookies, CSRF checks on."""
-    headers = {"HTTP_IDEMPOTENCY_KEY": idempotency_key}
+    headers: dict[str, Any] = {"HTTP_IDEMPOTENCY_KEY": idempotency_key}
     if authorization is not None:
         headers["HTTP_AUTHORIZATION"] = authorization
     return Client(enforce_csrf_checks=True).post(

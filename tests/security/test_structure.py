@@ -10,6 +10,7 @@ import base64
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -187,7 +188,10 @@ class Carrier:
         client = Client(enforce_csrf_checks=True)
         for name, value in self.cookies.items():
             client.cookies[name] = value
-        headers = {"HTTP_IDEMPOTENCY_KEY": "security-suite", **self.headers}
+        headers: dict[str, Any] = {
+            "HTTP_IDEMPOTENCY_KEY": "security-suite",
+            **self.headers,
+        }
         if self.authorization is not None:
             headers["HTTP_AUTHORIZATION"] = self.authorization
         return client.post(

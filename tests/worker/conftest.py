@@ -240,7 +240,9 @@ class Visitor:
         return self.server.url + path
 
     def csrf_token(self) -> str:
-        return self.http.cookies[settings.CSRF_COOKIE_NAME]
+        token = self.http.cookies[settings.CSRF_COOKIE_NAME]
+        assert token is not None
+        return token
 
     def post(self, path: str) -> requests.Response:
         return self.http.post(

@@ -24,7 +24,12 @@ from worker import api
 
 WORKER_LOGGER = "dashify.worker"
 SCOPE = scopes.notification_create(tenant_id=1, user_id=1)
-BODY = {"tenant": 1, "user": 1, "text": "Build finished.", "link": "/"}
+BODY: dict[str, int | str] = {
+    "tenant": 1,
+    "user": 1,
+    "text": "Build finished.",
+    "link": "/",
+}
 
 
 def unspent_markers() -> list[bytes]:
@@ -137,6 +142,7 @@ def test_a_failing_api_is_retried_with_a_fresh_token_and_the_same_idempotency_ke
     flaky_api: ThreadingHTTPServer,
 ) -> None:
     host, port = flaky_api.server_address[:2]
+    assert isinstance(host, str)
 
     with override_settings(
         DASHIFY_INTERNAL_API_URL=f"http://{host}:{port}",

@@ -274,6 +274,7 @@ def test_a_job_that_keeps_failing_ends_in_the_failed_registry(
     assert jobs.queue.failed_job_registry.get_job_ids() == [job_id]
     result = jobs.job(job_id).latest_result()
     assert result is not None and result.type == Result.Type.FAILED
+    assert result.exc_string is not None
     assert result.exc_string.strip().splitlines()[-1] == (
         "worker.api.APIUnavailable: internal API unreachable (ConnectionError) "
         f"on /internal/exports/{export_id}/"
@@ -318,13 +319,15 @@ async def test_worker_and_server_logs_carry_no_token(
         await next_frame(socket, "notification.created", within=10)
 
     worker_log, server_log = worker.output(), server.log()
+    session_cookie = alice.http.cookies[settings.SESSION_COOKIE_NAME]
+    assert session_cookie is not None
     # DEBUG output of both calls was captured, so the scan below saw them.
     assert f'"POST /internal/exports/{export_id}/ HTTP/1.1" 200' in worker_log
     assert '"POST /internal/notifications/ HTTP/1.1" 201' in worker_log
     assert "ws handshake accepted" in server_log
     for log in (worker_log, server_log):
         assert "eyJ" not in log
-        assert alice.http.cookies[settings.SESSION_COOKIE_NAME] not in log
+        assert session_cookie not in log
         # The redaction filter is the last line of defence: nothing should
         # have needed it.
         assert "[redacted]" not in log

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 
 import django_rq
 import pytest
+from redis.client import PubSub
 from rq.worker import Worker
 
 from tests.worker.conftest import QUEUE
@@ -26,11 +27,16 @@ def wait_until(condition: Callable[[], bool], what: str) -> None:
         time.sleep(0.01)
 
 
+def pubsub_of(worker: Worker) -> PubSub:
+    assert worker.pubsub is not None, "the worker has not subscribed"
+    return worker.pubsub
+
+
 @pytest.fixture
 def subscribed_worker() -> Iterator[Worker]:
     worker = django_rq.get_worker(QUEUE, name=f"{QUEUE}-{uuid.uuid4().hex}")
     worker.subscribe()
-    wait_until(lambda: bool(worker.pubsub.subscribed), "subscribed")
+    wait_until(lambda: bool(pubsub_of(worker).subscribed), "subscribed")
     yield worker
     worker.connection.delete(worker.key)
 
@@ -42,9 +48,9 @@ def test_the_worker_stops_promptly_when_its_pubsub_thread_saw_the_unsubscribe_fi
     # the thread reads the reply first, it goes back to waiting up to 60 s
     # for a new subscription, and redis-py 8's stop() joins it without a
     # bound. Force that order instead of waiting for the race.
-    subscribed_worker.pubsub.unsubscribe()
+    pubsub_of(subscribed_worker).unsubscribe()
     wait_until(
-        lambda: not subscribed_worker.pubsub.subscribed, "handled the unsubscribe"
+        lambda: not pubsub_of(subscribed_worker).subscribed, "handled the unsubscribe"
     )
 
     stopper = threading.Thread(target=subscribed_worker.unsubscribe, daemon=True)
