@@ -42,9 +42,10 @@ run: export PORT := $(PORT)
 run: venv ## Serve on 127.0.0.1:PORT (default 8000) with a persistent Redis in var/redis
 	$(WITH_REDIS) --persist --data-dir var/redis -- $(PYTHON) scripts/run_dev.py
 
-test: venv ## Lint, check formatting, then run pytest (PYTEST_ARGS=... to narrow)
+test: venv ## Lint, check formatting and types, then run pytest (PYTEST_ARGS=... to narrow)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
 	$(WITH_REDIS) --data-dir var/test-redis -- $(VENV)/bin/pytest $(PYTEST_ARGS)
 
 style: venv ## Format, apply lint fixes, then type-check with mypy
