@@ -20,7 +20,7 @@ PYTEST_ARGS ?=
 .PHONY: help venv run test style clean
 
 help: ## List the targets
-	@awk 'BEGIN { FS = ":.*## " } /^[a-z]+:.*## / { printf "  make %-6s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+	@awk 'BEGIN { FS = ":.*## " } /^[a-z-]+:.*## / { printf "  make %-11s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 venv: $(INSTALLED) ## Create .venv and install requirements-dev.txt when they change
 
@@ -56,3 +56,5 @@ style: venv ## Format, apply lint fixes, then type-check with mypy
 clean: ## Remove var/ (dev database, Redis data), caches and __pycache__; keeps .venv
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache
 	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -exec rm -rf {} +
+
+include bench/bench.mk

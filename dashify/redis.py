@@ -57,7 +57,16 @@ def aclient_for_url(url: str) -> redis.asyncio.Redis:
     per_loop = _async_clients.setdefault(asyncio.get_running_loop(), {})
     client = per_loop.get(url)
     if client is None:
-        client = per_loop[url] = redis.asyncio.Redis.from_url(url, **_options())
+        # A connect storm needs more connections at once than the pool
+        # holds; wait briefly for one instead of failing the handshake as
+        # if Redis were down (redis-py's default pool raises at once).
+        pool = redis.asyncio.BlockingConnectionPool.from_url(
+            url,
+            max_connections=settings.DASHIFY_REDIS_MAX_CONNECTIONS,
+            timeout=settings.DASHIFY_REDIS_POOL_WAIT,
+            **_options(),
+        )
+        client = per_loop[url] = redis.asyncio.Redis(connection_pool=pool)
     return client
 
 

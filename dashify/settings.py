@@ -246,6 +246,10 @@ DASHIFY_FANOUT_REDIS_URLS = _list(
 )
 # Fail fast rather than hang a request when Redis is unreachable.
 DASHIFY_REDIS_TIMEOUT = _float("DASHIFY_REDIS_TIMEOUT", 1.0)
+# Connections per server process and purpose for the asyncio side (the
+# WebSocket handshake), and how long a handshake waits for a free one.
+DASHIFY_REDIS_MAX_CONNECTIONS = _int("DASHIFY_REDIS_MAX_CONNECTIONS", 100)
+DASHIFY_REDIS_POOL_WAIT = _float("DASHIFY_REDIS_POOL_WAIT", 5.0)
 
 
 def _redis_cache(purpose: str) -> dict:
