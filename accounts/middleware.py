@@ -13,10 +13,16 @@ from dashify.middleware import REDIS_ERRORS, redis_unavailable_response
 logger = logging.getLogger("dashify.accounts")
 
 
+# A response carrying this attribute leaves the session cookie untouched.
+KEEP_COOKIE = "dashify_keep_session_cookie"
+
+
 class SessionMiddleware(DjangoSessionMiddleware):
     """Django's session middleware, answering 503 when Redis is unreachable."""
 
     def process_response(self, request: HttpRequest, response: HttpResponse) -> Any:
+        if getattr(response, KEEP_COOKIE, False):
+            return response
         try:
             return super().process_response(request, response)
         except REDIS_ERRORS:

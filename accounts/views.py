@@ -16,6 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import selectors, services
 from accounts.exceptions import RedisUnavailable
+from accounts.middleware import KEEP_COOKIE
 from accounts.receivers import KEEP_SESSION
 from accounts.services import EndReason
 from accounts.types import AuthenticatedRequest
@@ -120,10 +121,15 @@ def ws_token_view(request: HttpRequest) -> HttpResponse:
     503 JSON when the token cannot be recorded.
     """
     if not request.user.is_authenticated:
-        return JsonResponse(
+        response = JsonResponse(
             {"error": "not_authenticated", "detail": "Sign in first."},
             status=HTTPStatus.UNAUTHORIZED,
         )
+        # A tab may ask with the cookie of a key that was just rotated,
+        # while the new cookie is still arriving with another response;
+        # expiring "the" session cookie here would sign the browser out.
+        setattr(response, KEEP_COOKIE, True)
+        return response
     # A session that authenticated the request was loaded by its key.
     session_key = cast(str, request.session.session_key)
     try:

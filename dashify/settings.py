@@ -29,7 +29,7 @@ def _flag(name: str, default: bool) -> bool:
         return True
     if value.lower() in {"0", "false", "no", "off"}:
         return False
-    raise ImproperlyConfigured(f"{name} must be 0 or 1, not {value!r}.")
+    raise ImproperlyConfigured(f"{name} must be 1 or 0 (or true/false), not {value!r}.")
 
 
 def _int(name: str, default: int) -> int:
@@ -387,6 +387,10 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": env.get("DASHIFY_LOG_LEVEL", "INFO")},
     "loggers": {
+        # Drop Django's own console handler, which writes every record a
+        # second time and without the redaction filter; records reach the
+        # root handler instead.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
         "django.channels.server": {"level": "WARNING"},
         "daphne.server": {"level": "WARNING"},
     },

@@ -11,6 +11,8 @@
   const CLOSE_SESSION_ENDED = 4001;
   const CLOSE_SESSION_ROTATED = 4002;
   const MAX_BACKOFF_MS = 30000;
+  const ROTATION_PAUSE_MS = 750;
+  const ROTATION_RETRIES = 3;
 
   const csrfToken = root.querySelector("[name=csrfmiddlewaretoken]").value;
   const statusLine = document.getElementById("ws-status");
@@ -76,13 +78,17 @@
     setTimeout(connect, jittered);
   }
 
-  async function connect() {
+  async function connect(rotationRetries = 0) {
     if (sessionOver) return;
     let token;
     try {
       token = await fetchToken();
     } catch (error) {
       scheduleReconnect();
+      return;
+    }
+    if (token === null && rotationRetries > 0) {
+      setTimeout(() => connect(rotationRetries - 1), ROTATION_PAUSE_MS);
       return;
     }
     if (token === null) {
@@ -100,8 +106,11 @@
       if (event.code === CLOSE_SESSION_ENDED) {
         showSessionEnded();
       } else if (event.code === CLOSE_SESSION_ROTATED) {
+        // The new session cookie rides on the response of the request
+        // that rotated the key, which may still be on its way to this
+        // browser; give it a moment before asking for a token.
         attempts = 0;
-        connect();
+        setTimeout(() => connect(ROTATION_RETRIES), ROTATION_PAUSE_MS);
       } else {
         scheduleReconnect();
       }
@@ -280,6 +289,12 @@
     "chat.history"(frame) {
       if (frame.room !== currentRoom) return;
       chatList.replaceChildren();
+      if (frame.messages.length === 0) {
+        const empty = document.createElement("li");
+        empty.className = "empty";
+        empty.textContent = "No messages yet.";
+        chatList.append(empty);
+      }
       frame.messages.forEach(appendMessage);
     },
     "chat.message"(frame) {

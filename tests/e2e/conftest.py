@@ -81,8 +81,13 @@ class Browser:
         return self.driver.find_element(By.ID, "ws-status")
 
     def chat_lines(self) -> list[str]:
-        items = self.driver.find_elements(By.CSS_SELECTOR, "#chat-messages li")
-        return [item.text for item in items]
+        # Read in one script call: the list is re-rendered when history
+        # arrives, and element handles taken before that go stale.
+        lines = self.driver.execute_script(
+            "return [...document.querySelectorAll('#chat-messages li')]"
+            ".map((item) => item.textContent);"
+        )
+        return [str(line) for line in lines]
 
     def wait_for_chat(self, body: str) -> None:
         self.wait().until(

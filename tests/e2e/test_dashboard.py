@@ -13,7 +13,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 
 from realtime.services import DEMO_CARDS, DEMO_COLUMNS
-from tests.conftest import LiveServer, LiveSite
+from tests.conftest import PASSWORD, LiveServer, LiveSite
 from tests.e2e.conftest import WAIT_SECONDS, Browser
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -146,6 +146,37 @@ def test_signing_out_in_another_tab_ends_the_dashboard_for_good(
     # after a drop comes within half a second: two quiet seconds mean the
     # page has given up.
     assert holds_for(2.0, lambda: alice.requests_to("/accounts/ws-token/") == connects)
+
+
+def test_changing_the_password_in_another_tab_keeps_the_dashboard_live(
+    server: LiveServer, open_browser: OpenBrowser
+) -> None:
+    alice = open_browser("alice", server)
+    alice.sign_in("alice")
+    dashboard_tab = alice.driver.current_window_handle
+    connects = alice.requests_to("/accounts/ws-token/")
+
+    alice.driver.switch_to.new_window("tab")
+    alice.open("/accounts/password/")
+    for field, value in (
+        ("id_old_password", PASSWORD),
+        ("id_new_password1", "a-new-long-passphrase-42"),
+        ("id_new_password2", "a-new-long-passphrase-42"),
+    ):
+        alice.driver.find_element(By.ID, field).send_keys(value)
+    alice.driver.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+    alice.wait().until(ec.url_contains("/accounts/sessions/"))
+    alice.driver.switch_to.window(dashboard_tab)
+
+    # The socket of the old key closes (4002) and the page reconnects with
+    # a token minted for the new key: live again, never "ended".
+    alice.wait(WAIT_SECONDS).until(
+        lambda _: alice.requests_to("/accounts/ws-token/") > connects
+    )
+    alice.wait_live()
+    assert "ended" not in (alice.status().get_attribute("class") or "")
+    alice.say("still here after the password change")
+    alice.wait_for_chat("still here after the password change")
 
 
 def test_another_tenant_never_sees_acme_chat(

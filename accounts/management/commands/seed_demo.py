@@ -22,6 +22,7 @@ class Command(BaseCommand):
                 "only with DJANGO_DEBUG=1."
             )
         password = settings.DASHIFY_DEMO_PASSWORD
+        self.created: list[str] = []
         with transaction.atomic():
             for slug, (name, usernames) in DEMO_TENANTS.items():
                 tenant, _ = Tenant.objects.get_or_create(
@@ -36,10 +37,17 @@ class Command(BaseCommand):
                 admin.is_staff = admin.is_superuser = True
                 admin.save(update_fields=["is_staff", "is_superuser"])
             self._seed_realtime()
-        self.stdout.write(
-            "Demo accounts: alice, bob (acme), carol (globex), admin (superuser); "
-            f"password: {password}"
-        )
+        accounts = "alice, bob (acme), carol (globex), admin (superuser)"
+        if self.created:
+            self.stdout.write(
+                f"Demo accounts: {accounts}; password for the new ones "
+                f"({', '.join(self.created)}): {password}"
+            )
+        else:
+            self.stdout.write(
+                f"Demo accounts: {accounts}; they existed already, so their "
+                "passwords are unchanged."
+            )
 
     def _ensure_user(self, username: str, tenant: Tenant, password: str) -> User:
         user = User.objects.filter(username=username).first()
@@ -49,6 +57,7 @@ class Command(BaseCommand):
             )
             user.set_password(password)
             user.save()
+            self.created.append(username)
         return user
 
     def _seed_realtime(self) -> None:
