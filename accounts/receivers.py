@@ -2,7 +2,7 @@
 
 from typing import Any, cast
 
-from django.contrib.auth.signals import user_logged_in
+from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.db.models.signals import post_delete, post_init, post_save
 from django.dispatch import receiver
 from django.http import HttpRequest
@@ -37,6 +37,21 @@ KEEP_SESSION = "_dashify_keep_session"
 def remember_credentials(sender: Any, instance: User, **kwargs: Any) -> None:
     instance._dashify_saved_password = instance.password  # type: ignore[attr-defined]
     instance._dashify_saved_tenant = instance.tenant_id  # type: ignore[attr-defined]
+
+
+@receiver(user_login_failed)
+def count_login_failure(
+    sender: Any,
+    credentials: dict[str, Any],
+    request: HttpRequest | None = None,
+    **kwargs: Any,
+) -> None:
+    if request is None:
+        return
+    services.record_login_failure(
+        str(credentials.get("username", ""))[:150],
+        request.META.get("REMOTE_ADDR", ""),
+    )
 
 
 @receiver(post_save, sender=User)

@@ -26,6 +26,7 @@ claims, it is refused.
 import json
 import logging
 import time
+import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -33,6 +34,7 @@ from django.conf import settings
 from django.core.cache import caches
 from django.utils.crypto import salted_hmac
 from django_redis import get_redis_connection
+from django_redis.exceptions import ConnectionInterrupted
 from redis.exceptions import RedisError
 
 from accounts import tokens
@@ -102,10 +104,23 @@ def record_session(
 
 
 def refresh_session_alive(user_id: int, session_key: str) -> None:
-    """Extend the liveness marker of a signed-in session to its full age."""
-    get_client("tokens").set(
-        _alive(session_key), user_id, ex=settings.SESSION_COOKIE_AGE
+    """
+    Extend a signed-in session's liveness marker and its user's index to
+    the session's full age (each save of a session restarts its expiry),
+    listing the session again should the index have lost it: revocation
+    must never miss a session that still works.
+    """
+    age = settings.SESSION_COOKIE_AGE
+    get_client("tokens").set(_alive(session_key), user_id, ex=age)
+    fallback = json.dumps(
+        {"user_agent": "", "ip_address": "", "signed_in": int(time.time())}
     )
+    pipe = get_redis_connection("sessions").pipeline()
+    pipe.hsetnx(_index(user_id), session_key, fallback)
+    pipe.hsetnx(_seen(user_id), session_key, int(time.time()))
+    pipe.expire(_index(user_id), age)
+    pipe.expire(_seen(user_id), age)
+    pipe.execute()
 
 
 def touch_session(user_id: int, session_key: str) -> None:
@@ -230,9 +245,10 @@ async def asession_alive(binding: str) -> bool | None:
 
 
 def _failure_keys(username: str, ip_address: str) -> list[str]:
-    digest = salted_hmac(
-        "dashify.accounts.login-throttle", username.lower()
-    ).hexdigest()
+    # Normalise as the login form does (strip, NFKC) and fold case, so
+    # " alice" and "ａlice" count against alice.
+    normalised = unicodedata.normalize("NFKC", username.strip()).casefold()
+    digest = salted_hmac("dashify.accounts.login-throttle", normalised).hexdigest()
     return [key("login-fail", "user", digest[:32]), key("login-fail", "ip", ip_address)]
 
 
@@ -240,7 +256,7 @@ def login_throttled(username: str, ip_address: str) -> bool:
     """True if this username or address failed to sign in too often lately."""
     try:
         counts = caches["default"].get_many(_failure_keys(username, ip_address))
-    except RedisError:
+    except (RedisError, ConnectionInterrupted):
         # The general cache being down must not lock everyone out.
         return False
     return any(int(v) >= settings.DASHIFY_LOGIN_MAX_FAILURES for v in counts.values())
@@ -252,7 +268,7 @@ def record_login_failure(username: str, ip_address: str) -> None:
         try:
             cache.add(name, 0, settings.DASHIFY_LOGIN_WINDOW)
             cache.incr(name)
-        except (RedisError, ValueError):
+        except (RedisError, ConnectionInterrupted, ValueError):
             continue
     security_logger.warning("sign-in failed ip=%s", ip_address)
 

@@ -33,6 +33,12 @@ class LoginView(auth_views.LoginView):
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
 
+    def get_redirect_url(self, request: HttpRequest | None = None) -> str:
+        # A "next" that leads back here would redirect a signed-in visitor
+        # to this page forever (Django refuses that with an error).
+        url = super().get_redirect_url()
+        return "" if url.split("?", 1)[0] == self.request.path else url
+
     def dispatch(
         self, request: HttpRequest, *args: Any, **kwargs: Any
     ) -> HttpResponseBase:
@@ -53,10 +59,8 @@ class LoginView(auth_views.LoginView):
                 {"throttled": True, "form": self.get_form()},
                 status=HTTPStatus.TOO_MANY_REQUESTS,
             )
-        response = super().post(request, *args, **kwargs)
-        if response.status_code == HTTPStatus.OK:  # the form was re-shown
-            services.record_login_failure(username, address)
-        return response
+        # Failures are counted by accounts.receivers.count_login_failure.
+        return super().post(request, *args, **kwargs)
 
 
 class LogoutView(auth_views.LogoutView):

@@ -66,3 +66,26 @@ class RedisOutageMiddleware:
             return None
         logger.warning("Redis unreachable while serving %s", request.path)
         return redis_unavailable_response(request)
+
+
+JOB_QUEUE_ADMIN = "/admin/django_rq/"
+
+
+class JobQueueAdminGuard:
+    """
+    Keep the job-queue pages to superusers. They list every tenant's jobs
+    and can empty queues, while django-rq admits any staff member.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path.startswith(JOB_QUEUE_ADMIN):
+            user = getattr(request, "user", None)
+            if user is not None and user.is_staff and not user.is_superuser:
+                return HttpResponse(
+                    "The job queues are for superusers.",
+                    status=HTTPStatus.FORBIDDEN,
+                )
+        return self.get_response(request)

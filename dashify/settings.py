@@ -134,6 +134,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "accounts.middleware.LastSeenMiddleware",
+    "dashify.middleware.JobQueueAdminGuard",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -171,6 +172,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = ["accounts.backends.ThrottledModelBackend"]
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "accounts:login"
@@ -308,6 +310,11 @@ DASHIFY_ALLOWED_ORIGINS = _list(
 )
 DASHIFY_WS_MAX_FRAME_BYTES = _int("DASHIFY_WS_MAX_FRAME_BYTES", 16 * 1024)
 DASHIFY_WS_RATE = _int("DASHIFY_WS_RATE", 20)
+# chat.join and board.subscribe per second (and at once), within the above.
+DASHIFY_WS_JOIN_RATE = _int("DASHIFY_WS_JOIN_RATE", 2)
+DASHIFY_WS_JOIN_BURST = _int("DASHIFY_WS_JOIN_BURST", 10)
+# Cards per board: keeps a board's snapshot well inside one WebSocket frame.
+DASHIFY_BOARD_MAX_CARDS = _int("DASHIFY_BOARD_MAX_CARDS", 500)
 # Frames waiting to be written to one socket before it is closed (4009).
 DASHIFY_WS_SEND_BUFFER = _int("DASHIFY_WS_SEND_BUFFER", 1024)
 DASHIFY_WS_BURST = _int("DASHIFY_WS_BURST", 40)

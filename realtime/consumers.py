@@ -47,6 +47,10 @@ class TokenBucket:
         return True
 
 
+class RateLimited(Exception):
+    """A client asked for history or snapshots faster than allowed."""
+
+
 def _id(payload: dict[str, Any], name: str) -> int:
     value = payload.get(name)
     # Ids are 64-bit in the database; anything larger names nothing.
@@ -69,6 +73,11 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         # lists only the keys Channels itself sets.
         self.identity = self.scope["dashify"]  # type: ignore[typeddict-item]
         self.bucket = TokenBucket(settings.DASHIFY_WS_RATE, settings.DASHIFY_WS_BURST)
+        # Joins answer with history or a snapshot, up to hundreds of KiB
+        # for a frame of a few bytes: a budget of their own.
+        self.join_bucket = TokenBucket(
+            settings.DASHIFY_WS_JOIN_RATE, settings.DASHIFY_WS_JOIN_BURST
+        )
         self.joined: set[str] = set()
         self.member = fanout.Member(
             send=self.send_frame,
@@ -150,7 +159,11 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         if text_data is None:
             await self.close(CloseCode.UNSUPPORTED_DATA)
             return
-        if len(text_data.encode()) > settings.DASHIFY_WS_MAX_FRAME_BYTES:
+        # Count characters first: a frame cannot be smaller in UTF-8 bytes.
+        if len(text_data) > settings.DASHIFY_WS_MAX_FRAME_BYTES or (
+            len(text_data.encode("utf-8", "surrogatepass"))
+            > settings.DASHIFY_WS_MAX_FRAME_BYTES
+        ):
             logger.warning("ws frame too big user=%s", self.identity.user_id)
             await self.close(CloseCode.MESSAGE_TOO_BIG)
             return
@@ -161,7 +174,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
 
         try:
             payload = json.loads(text_data)
-        except ValueError:
+        except (ValueError, RecursionError):
             await self.send_error(ErrorCode.BAD_JSON, "Frames must be JSON objects.")
             return
         if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
@@ -182,17 +195,29 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             await self.send_error(ErrorCode.NOT_FOUND, "No such object.", payload)
         except Invalid as error:
             await self.send_error(ErrorCode.BAD_REQUEST, str(error), payload)
+        except RateLimited:
+            await self.send_error(
+                ErrorCode.RATE_LIMITED, "Too many joins; slow down.", payload
+            )
         except RedisError:
             logger.warning("Redis unreachable during %s", payload["type"])
             await self.send_error(
                 ErrorCode.UNAVAILABLE, "Temporarily unavailable; retry.", payload
             )
+        except Exception:
+            # A bug of ours must cost this socket, cleanly, and nothing more:
+            # an exception escaping here would skip disconnect() and leave
+            # its group memberships and tasks behind.
+            logger.exception("ws handler %s failed", payload["type"])
+            await self.close(CloseCode.SERVER_ERROR)
 
     async def on_ping(self, payload: dict[str, Any]) -> None:
         await self.send_event({"type": "pong"})
 
     async def on_chat_join(self, payload: dict[str, Any]) -> None:
         room_id = _id(payload, "room")
+        if not self.join_bucket.take():
+            raise RateLimited
         room = await database_sync_to_async(selectors.room_for)(
             self.identity.tenant_id, room_id
         )
@@ -222,6 +247,8 @@ class DashboardConsumer(AsyncWebsocketConsumer):
 
     async def on_board_subscribe(self, payload: dict[str, Any]) -> None:
         board_id = _id(payload, "board")
+        if not self.join_bucket.take():
+            raise RateLimited
         board = await database_sync_to_async(selectors.board_for)(
             self.identity.tenant_id, board_id
         )

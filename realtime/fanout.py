@@ -57,7 +57,9 @@ def _url(group: str) -> str:
 
 
 def encode(event: dict[str, Any]) -> str:
-    return json.dumps(event, separators=(",", ":"))
+    # Non-ASCII as UTF-8, not \\u escapes: an emoji costs 4 bytes, not 12,
+    # which keeps history and snapshots far from the frame size limit.
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
 
 
 def publish(group: str, event: dict[str, Any]) -> None:

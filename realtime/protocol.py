@@ -10,8 +10,9 @@ class CloseCode(IntEnum):
     """Close codes the server sends after the socket was accepted."""
 
     NORMAL = 1000
-    # The frame exceeded DASHIFY_WS_MAX_FRAME_BYTES.
-    MESSAGE_TOO_BIG = 1009
+    # The frame exceeded DASHIFY_WS_MAX_FRAME_BYTES. (Not 1009: daphne's
+    # WebSocket layer lets an application send only 1000 and 3000-4999.)
+    MESSAGE_TOO_BIG = 4010
     # The session that opened the socket ended: signed out, revoked,
     # password changed, user deactivated or deleted. Do not reconnect;
     # sign in again.
@@ -27,6 +28,9 @@ class CloseCode(IntEnum):
     # socket (a client too slow to keep up). Reconnect, and resynchronise
     # from history and snapshots.
     SEND_BUFFER_FULL = 4009
+    # Dashify failed to handle a frame (a bug on the server's side). The
+    # socket is closed cleanly; reconnect with backoff.
+    SERVER_ERROR = 4011
 
 
 class ErrorCode(StrEnum):
@@ -37,3 +41,4 @@ class ErrorCode(StrEnum):
     UNKNOWN_TYPE = "unknown_type"
     NOT_FOUND = "not_found"
     UNAVAILABLE = "unavailable"
+    RATE_LIMITED = "rate_limited"

@@ -8,6 +8,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -56,6 +57,11 @@ def _clean_text(value: object, limit: int, what: str) -> str:
     value = value.strip()
     if len(value) > limit:
         raise Invalid(f"{what} is longer than {limit} characters.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate ("\\ud800" in JSON) is not text.
+        raise Invalid(f"{what} must be valid Unicode text.") from None
     return value
 
 
@@ -158,6 +164,10 @@ def create_card(
         raise NotFound
     column = _column_for(board, column_id)
     text = _clean_text(title, MAX_TITLE_LENGTH, "title")
+    if board.cards.count() >= settings.DASHIFY_BOARD_MAX_CARDS:
+        raise Invalid(
+            f"A board holds at most {settings.DASHIFY_BOARD_MAX_CARDS} cards."
+        )
     with transaction.atomic():
         card = Card.objects.create(
             board=board, column=column, title=text, position=column.cards.count()
@@ -203,10 +213,13 @@ def _parse_due(value: object) -> datetime | None:
         raise Invalid("due_at must be an ISO 8601 date-time or null.")
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError:
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        parsed = parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise Invalid("due_at must be an ISO 8601 date-time or null.") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
+    if not 2000 <= parsed.year <= 9000:
+        raise Invalid("due_at must be between the years 2000 and 9000.")
     return parsed
 
 

@@ -42,7 +42,9 @@ def build_csv(export: Export) -> str:
         .order_by("column__position", "position", "id")
     )
     out = io.StringIO()
-    writer = csv.writer(out)
+    # Every field quoted: a separator inside a title (";" in locales that
+    # split on it) cannot start a new, unneutralised cell.
+    writer = csv.writer(out, quoting=csv.QUOTE_ALL)
     writer.writerow(CSV_HEADER)
     for card in cards:
         writer.writerow(
@@ -51,7 +53,7 @@ def build_csv(export: Export) -> str:
                 _neutralise(card.title),
                 _neutralise(card.column.name),
                 card.position,
-                card.assignee.username if card.assignee else "",
+                _neutralise(card.assignee.username) if card.assignee else "",
                 card.due_at.isoformat() if card.due_at else "",
             ]
         )
