@@ -11,7 +11,7 @@ from dashify import checks
 LONG = "k" * 64
 
 
-def ids(messages: Sequence[CheckMessage]) -> list[str]:
+def ids(messages: Sequence[CheckMessage]) -> list[str | None]:
     return [message.id for message in messages]
 
 
