@@ -92,14 +92,7 @@ def record_session(
         "ip_address": ip_address,
         "signed_in": int(time.time()),
     }
-    client = get_redis_connection("sessions")
-    pipe = client.pipeline()
-    pipe.hset(_index(user_id), session_key, json.dumps(meta))
-    pipe.hset(_seen(user_id), session_key, int(time.time()))
-    pipe.expire(_index(user_id), settings.SESSION_COOKIE_AGE)
-    pipe.expire(_seen(user_id), settings.SESSION_COOKIE_AGE)
-    pipe.execute()
-    refresh_session_alive(user_id, session_key)
+    _list_session(user_id, session_key, json.dumps(meta))
     security_logger.info("session started user=%s", user_id)
 
 
@@ -110,16 +103,35 @@ def refresh_session_alive(user_id: int, session_key: str) -> None:
     listing the session again should the index have lost it: revocation
     must never miss a session that still works.
     """
+    _list_session(user_id, session_key, meta=None)
+
+
+def _list_session(user_id: int, session_key: str, meta: str | None) -> None:
+    """
+    Index a session under its user, with ``meta`` or, when None, with what
+    the index already holds (an unknown device if nothing), and mark it
+    alive; all for the session's full age.
+    """
     age = settings.SESSION_COOKIE_AGE
-    get_client("tokens").set(_alive(session_key), user_id, ex=age)
-    fallback = json.dumps(
-        {"user_agent": "", "ip_address": "", "signed_in": int(time.time())}
-    )
+    now = int(time.time())
     pipe = get_redis_connection("sessions").pipeline()
-    pipe.hsetnx(_index(user_id), session_key, fallback)
-    pipe.hsetnx(_seen(user_id), session_key, int(time.time()))
+    if meta is None:
+        unknown = {"user_agent": "", "ip_address": "", "signed_in": now}
+        pipe.hsetnx(_index(user_id), session_key, json.dumps(unknown))
+        pipe.hsetnx(_seen(user_id), session_key, now)
+    else:
+        pipe.hset(_index(user_id), session_key, meta)
+        pipe.hset(_seen(user_id), session_key, now)
     pipe.expire(_index(user_id), age)
     pipe.expire(_seen(user_id), age)
+    pipe.execute()
+    get_client("tokens").set(_alive(session_key), user_id, ex=age)
+
+
+def _unlist_sessions(user_id: int, session_keys: list[str]) -> None:
+    pipe = get_redis_connection("sessions").pipeline()
+    pipe.hdel(_index(user_id), *session_keys)
+    pipe.hdel(_seen(user_id), *session_keys)
     pipe.execute()
 
 
@@ -130,24 +142,12 @@ def touch_session(user_id: int, session_key: str) -> None:
 
 def rotate_session(user_id: int, old_key: str, new_key: str) -> None:
     """Move a session's index entry to its new key and end the old key's sockets."""
-    client = get_redis_connection("sessions")
-    meta = client.hget(_index(user_id), old_key)
-    if meta is None:
-        # The old key was already revoked (an admin changing their own
-        # password revokes every session first); index the survivor anyway
-        # so that later revocations still reach it.
-        meta = json.dumps(
-            {"user_agent": "", "ip_address": "", "signed_in": int(time.time())}
-        )
-    pipe = client.pipeline()
-    pipe.hdel(_index(user_id), old_key)
-    pipe.hdel(_seen(user_id), old_key)
-    pipe.hset(_index(user_id), new_key, meta)
-    pipe.hset(_seen(user_id), new_key, int(time.time()))
-    pipe.expire(_index(user_id), settings.SESSION_COOKIE_AGE)
-    pipe.expire(_seen(user_id), settings.SESSION_COOKIE_AGE)
-    pipe.execute()
-    refresh_session_alive(user_id, new_key)
+    # The old entry may be gone already (an admin changing their own
+    # password revokes every session first); the survivor is indexed anyway
+    # so that later revocations still reach it.
+    meta = get_redis_connection("sessions").hget(_index(user_id), old_key)
+    _unlist_sessions(user_id, [old_key])
+    _list_session(user_id, new_key, meta.decode() if meta is not None else None)
     _void_tokens_and_sockets(user_id, [old_key], EndReason.ROTATED)
 
 
@@ -155,11 +155,7 @@ def forget_session(
     user_id: int, session_key: str, reason: EndReason = EndReason.SIGNED_OUT
 ) -> None:
     """Drop a deleted session from the index, void its tokens, end its sockets."""
-    client = get_redis_connection("sessions")
-    pipe = client.pipeline()
-    pipe.hdel(_index(user_id), session_key)
-    pipe.hdel(_seen(user_id), session_key)
-    pipe.execute()
+    _unlist_sessions(user_id, [session_key])
     _void_tokens_and_sockets(user_id, [session_key], reason)
 
 
@@ -193,10 +189,7 @@ def revoke_sessions(
     live = len(sessions_cache.get_many(cache_keys))
     sessions_cache.delete_many(cache_keys)
 
-    pipe = client.pipeline()
-    pipe.hdel(_index(user_id), *targets)
-    pipe.hdel(_seen(user_id), *targets)
-    pipe.execute()
+    _unlist_sessions(user_id, targets)
     _void_tokens_and_sockets(user_id, targets, reason)
     security_logger.info(
         "sessions revoked user=%s count=%s reason=%s", user_id, live, reason

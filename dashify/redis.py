@@ -15,7 +15,10 @@ import redis
 import redis.asyncio
 from django.conf import settings
 
-_async_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, redis.asyncio.Redis]]" = weakref.WeakKeyDictionary()  # noqa: E501
+_LoopClients = dict[str, redis.asyncio.Redis]
+_async_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClients]" = (
+    weakref.WeakKeyDictionary()
+)
 
 
 class _Options(TypedDict):

@@ -60,9 +60,10 @@ DEBUG = _flag("DJANGO_DEBUG", False)
 
 # Development secrets: usable only with DEBUG on. Startup rejects them
 # otherwise (see _require_secret below), which is why they may be public.
-DEV_SECRET_KEY = "dashify-dev-secret-key-not-for-production-0123456789abcdef"  # noqa: S105
-DEV_WS_TOKEN_SECRET = "dashify-dev-websocket-token-secret-not-for-production"  # noqa: S105
-DEV_SERVICE_TOKEN_SECRET = "dashify-dev-service-token-secret-not-for-production"  # noqa: S105
+# (S105: these are published on purpose.)
+DEV_SECRET_KEY = "dashify-dev-secret-key-not-for-production-0123456789ab"  # noqa: S105
+DEV_WS_TOKEN_SECRET = "dashify-dev-websocket-token-secret-not-for-prod"  # noqa: S105
+DEV_SERVICE_TOKEN_SECRET = "dashify-dev-service-token-secret-not-for-prod"  # noqa: S105
 MIN_SECRET_BYTES = 32
 # Django's own deploy check asks for 50 characters in SECRET_KEY.
 MIN_SECRET_KEY_BYTES = 50
