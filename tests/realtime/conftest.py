@@ -44,6 +44,16 @@ def communicator(path: str, origins: list[str] | None = None) -> WebsocketCommun
     return WebsocketCommunicator(application, path, headers=headers)
 
 
+async def handshake_accepted(path: str, origins: list[str] | None = None) -> bool:
+    """Attempt one handshake through the real stack; True if it was accepted."""
+    socket = communicator(path, origins)
+    try:
+        connected, _ = await socket.connect()
+    finally:
+        await socket.disconnect()
+    return bool(connected)
+
+
 @asynccontextmanager
 async def open_socket(token: str) -> AsyncIterator[tuple[WebsocketCommunicator, dict]]:
     """Yield an accepted socket and its hello frame; disconnect on the way out."""

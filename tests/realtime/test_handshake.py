@@ -30,6 +30,7 @@ from tests.realtime.conftest import (
     b64url_decode,
     communicator,
     encode_segment,
+    handshake_accepted,
     open_socket,
     refusal_lines,
     sign,
@@ -292,11 +293,7 @@ async def test_handshake_refuses_a_bad_token_and_logs_the_category(
     token = build(Forge(now=int(time.time()), listener_url=listener.url))
     caplog.set_level(logging.INFO, logger=SECURITY_LOGGER)
 
-    socket = communicator(ws_path(token))
-    try:
-        connected, _ = await socket.connect()
-    finally:
-        await socket.disconnect()
+    connected = await handshake_accepted(ws_path(token))
 
     assert connected is False
     assert refusal_lines(caplog) == [
@@ -330,11 +327,7 @@ async def test_handshake_refuses_a_tampered_genuine_token(
     token = tamper(await sync_to_async(alice_in.token)())
     caplog.set_level(logging.INFO, logger=SECURITY_LOGGER)
 
-    socket = communicator(ws_path(token))
-    try:
-        connected, _ = await socket.connect()
-    finally:
-        await socket.disconnect()
+    connected = await handshake_accepted(ws_path(token))
 
     assert connected is False
     assert refusal_lines(caplog) == [
@@ -346,11 +339,7 @@ async def test_handshake_refuses_an_oversize_token_before_verifying_it(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger=SECURITY_LOGGER)
-    socket = communicator(ws_path("a" * 10_000))
-    try:
-        connected, _ = await socket.connect()
-    finally:
-        await socket.disconnect()
+    connected = await handshake_accepted(ws_path("a" * 10_000))
 
     assert connected is False
     assert refusal_lines(caplog) == [
@@ -378,11 +367,7 @@ async def test_handshake_refuses_a_query_without_exactly_one_token(
     token = await sync_to_async(alice_in.token)()
     caplog.set_level(logging.INFO, logger=SECURITY_LOGGER)
 
-    socket = communicator(path_of(token))
-    try:
-        connected, _ = await socket.connect()
-    finally:
-        await socket.disconnect()
+    connected = await handshake_accepted(path_of(token))
 
     assert connected is False
     assert refusal_lines(caplog) == [
@@ -424,11 +409,7 @@ async def test_handshake_refuses_an_origin_that_is_not_exactly_allowed(
     token = await sync_to_async(alice_in.token)()
     caplog.set_level(logging.INFO, logger=SECURITY_LOGGER)
 
-    socket = communicator(ws_path(token), origins=origins_of())
-    try:
-        connected, _ = await socket.connect()
-    finally:
-        await socket.disconnect()
+    connected = await handshake_accepted(ws_path(token), origins=origins_of())
 
     assert connected is False
     assert refusal_lines(caplog) == [
@@ -441,11 +422,7 @@ async def test_handshake_accepts_each_allowed_origin(
     origin: str, alice_in: Person
 ) -> None:
     token = await sync_to_async(alice_in.token)()
-    socket = communicator(ws_path(token), origins=[origin])
-    try:
-        connected, _ = await socket.connect()
-    finally:
-        await socket.disconnect()
+    connected = await handshake_accepted(ws_path(token), origins=[origin])
 
     assert connected is True
 
@@ -519,11 +496,7 @@ async def test_handshake_refuses_a_token_used_a_second_time(
         pass
     caplog.set_level(logging.INFO, logger=SECURITY_LOGGER)
 
-    socket = communicator(ws_path(token))
-    try:
-        connected, _ = await socket.connect()
-    finally:
-        await socket.disconnect()
+    connected = await handshake_accepted(ws_path(token))
 
     assert connected is False
     assert refusal_lines(caplog) == [
@@ -547,11 +520,7 @@ async def test_handshake_refuses_a_non_canonical_spelling_of_a_genuine_signature
     token = await sync_to_async(alice_in.token)()
     caplog.set_level(logging.INFO, logger=SECURITY_LOGGER)
 
-    socket = communicator(ws_path(with_other_padding_bits(token)))
-    try:
-        connected, _ = await socket.connect()
-    finally:
-        await socket.disconnect()
+    connected = await handshake_accepted(ws_path(with_other_padding_bits(token)))
 
     assert connected is False
     assert refusal_lines(caplog) == [
@@ -592,11 +561,7 @@ async def test_handshake_refuses_an_unspent_token_of_an_ended_session(
     await sync_to_async(end_session)(alice_in)
     caplog.set_level(logging.INFO, logger=SECURITY_LOGGER)
 
-    socket = communicator(ws_path(token))
-    try:
-        connected, _ = await socket.connect()
-    finally:
-        await socket.disconnect()
+    connected = await handshake_accepted(ws_path(token))
 
     assert connected is False
     assert refusal_lines(caplog) == [
@@ -627,11 +592,7 @@ async def test_handshake_with_a_bad_signature_creates_no_redis_key(
     forged = flip_signature_bit(minted)
     before = await sync_to_async(own_keys)()
 
-    socket = communicator(ws_path(forged))
-    try:
-        connected, _ = await socket.connect()
-    finally:
-        await socket.disconnect()
+    connected = await handshake_accepted(ws_path(forged))
 
     assert connected is False
     assert await sync_to_async(own_keys)() == before

@@ -13,7 +13,7 @@ from tests.realtime.conftest import (
     Person,
     b64url,
     b64url_decode,
-    communicator,
+    handshake_accepted,
     open_socket,
     ws_path,
 )
@@ -29,11 +29,7 @@ def with_flipped_signature(token: str) -> str:
 
 
 async def refused(token: str) -> bool:
-    socket = communicator(ws_path(token))
-    try:
-        connected, _ = await socket.connect()
-    finally:
-        await socket.disconnect()
+    connected = await handshake_accepted(ws_path(token))
     return connected is False
 
 
