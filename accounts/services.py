@@ -10,7 +10,7 @@ sessions database
 tokens database
     ``session-alive:<binding>``  present while the session is signed in;
                                  checked when a token is spent, and polled
-                                 by open sockets (realtime.consumers)
+                                 for open sockets (realtime.watch)
     ``ws-jti:<jti>``             string, a keyed digest of the session
                                  binding, user and tenant of an unspent
                                  token; expires with the token
@@ -23,6 +23,7 @@ evicted, flushed, session ended) or the digest does not match the token's
 claims, it is refused.
 """
 
+import hashlib
 import json
 import logging
 import time
@@ -35,7 +36,7 @@ from django.core.cache import caches
 from django.utils.crypto import salted_hmac
 from django_redis import get_redis_connection
 from django_redis.exceptions import ConnectionInterrupted
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from accounts import tokens
 from accounts.exceptions import RedisUnavailable
@@ -217,21 +218,25 @@ def _void_tokens_and_sockets(
         )
 
 
-async def asession_alive(binding: str) -> bool | None:
+async def asessions_alive(bindings: list[str]) -> list[bool] | None:
     """
-    Whether the session with this binding is still signed in; None if
-    Redis cannot tell right now (callers keep the socket open then).
+    Whether each session (by binding) is still signed in, in one round
+    trip; None if Redis cannot tell right now (callers keep sockets open
+    then).
 
-    Revocation normally closes sockets at once over the channel layer; this
-    check catches what that path can miss: a revocation published while a
+    Revocation normally closes sockets at once, over pub/sub; this check
+    catches what that path can miss: a revocation published while a
     server process was reconnecting to Redis, a session that expired on
     its own, or a Redis that restarted empty.
     """
     try:
-        exists = await aget_client("tokens").exists(key("session-alive", binding))
+        async with aget_client("tokens").pipeline(transaction=False) as pipe:
+            for binding in bindings:
+                pipe.exists(key("session-alive", binding))
+            found = await pipe.execute()
     except RedisError:
         return None
-    return bool(exists)
+    return [bool(count) for count in found]
 
 
 # --- sign-in throttling -----------------------------------------------------------
@@ -356,35 +361,58 @@ def _marker(binding: str, user_id: int, tenant_id: int) -> str:
 # Spend a token: its session must be alive and both markers present and
 # matching. Everything runs in one script, so two handshakes racing with
 # the same token (in one process or several) see exactly one success, and
-# a token is burnt even when refused.
+# a token is burnt even when refused. A fourth key, if given, is read on
+# success, so that a handshake needs no second round trip for it.
 _SPEND_SCRIPT = """
 local marker = redis.call('GETDEL', KEYS[1])
 local member = redis.call('SREM', KEYS[2], ARGV[2])
 local alive = redis.call('EXISTS', KEYS[3])
 if marker == ARGV[1] and member == 1 and alive == 1 then
-  return 1
+  if KEYS[4] then
+    return {1, redis.call('GET', KEYS[4])}
+  end
+  return {1}
 end
-return 0
+return {0}
 """
+_SPEND_SHA = hashlib.sha1(_SPEND_SCRIPT.encode()).hexdigest()  # noqa: S324 (Redis names scripts by SHA-1)
 
 
-async def aspend_ws_token(identity: WsIdentity) -> bool:
+@dataclass(frozen=True, slots=True)
+class Spent:
+    """The outcome of spending a token, and the value read alongside."""
+
+    ok: bool
+    extra: bytes | None = None
+
+
+async def aspend_ws_token(identity: WsIdentity, *, also_read: str = "") -> Spent:
     """
-    Spend a verified token's single use, in one Redis round trip. Return
-    False if it was already spent or voided or its session has ended.
-    Raises RedisUnavailable if Redis cannot answer.
+    Spend a verified token's single use, in one Redis round trip; ``ok`` is
+    False if it was already spent or voided or its session has ended. With
+    ``also_read`` (a full Redis key), that key's value comes back as
+    ``extra`` when the token is spent. Raises RedisUnavailable if Redis
+    cannot answer.
     """
     client = aget_client("tokens")
+    keys = [
+        key("ws-jti", identity.jti),
+        key("ws-sid", identity.binding),
+        key("session-alive", identity.binding),
+        *([also_read] if also_read else []),
+    ]
+    marker = _marker(identity.binding, identity.user_id, identity.tenant_id)
     try:
-        result = await client.eval(
-            _SPEND_SCRIPT,
-            3,
-            key("ws-jti", identity.jti),
-            key("ws-sid", identity.binding),
-            key("session-alive", identity.binding),
-            _marker(identity.binding, identity.user_id, identity.tenant_id),
-            identity.jti,
-        )
+        try:
+            result = await client.evalsha(
+                _SPEND_SHA, len(keys), *keys, marker, identity.jti
+            )
+        except NoScriptError:
+            result = await client.eval(
+                _SPEND_SCRIPT, len(keys), *keys, marker, identity.jti
+            )
     except RedisError as error:
         raise RedisUnavailable from error
-    return result == 1
+    if result[0] != 1:
+        return Spent(ok=False)
+    return Spent(ok=True, extra=result[1] if len(result) > 1 else None)

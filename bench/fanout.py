@@ -1,9 +1,10 @@
 """
 3. Fan-out: one board event to every socket of one tenant watching the
 board, against the stock Channels ``group_send`` on the echo app and a
-bare ``websockets.broadcast``.
+bare ``websockets.broadcast``; Dashify and the echo app each under daphne
+and under uvicorn.
 
-All receivers of all three systems are opened first and stay open; each
+All receivers of all five systems are opened first and stay open; each
 run then sends a few events through each system in turn (the order
 rotates) and times, per event, from the trigger frame leaving the client
 until the last receiver has the event:
@@ -61,6 +62,8 @@ SUMMARY = (
 )
 STOCK = "stock group_send (echo app, daphne)"
 DASHIFY = "Dashify card.update → card.updated (daphne)"
+STOCK_UVICORN = "stock group_send (echo app, uvicorn)"
+DASHIFY_UVICORN = "Dashify card.update → card.updated (uvicorn)"
 BARE = "bare websockets broadcast"
 OP_TIMEOUT = 30.0
 EVENT_TIMEOUT = 60.0
@@ -179,6 +182,8 @@ def run(stack: Stack, *, smoke: bool, budget: Budget) -> Report:
     report = Report(NAME, TITLE, SUMMARY, METRICS, sizes=asdict(sizes))
     report.row(STOCK)
     report.row(DASHIFY, baseline=STOCK)
+    report.row(STOCK_UVICORN, baseline=STOCK)
+    report.row(DASHIFY_UVICORN, baseline=STOCK_UVICORN)
     report.row(BARE, baseline=STOCK)
     report.targets = [
         Target(
@@ -192,10 +197,27 @@ def run(stack: Stack, *, smoke: bool, budget: Budget) -> Report:
             5,
             STOCK,
         ),
+        Target(
+            "Dashify fan-out under uvicorn < 1.5× bare broadcast",
+            DASHIFY_UVICORN,
+            "fanout_ms",
+            "<",
+            1.5,
+            BARE,
+        ),
+        Target(
+            "Dashify deliveries/s under uvicorn ≥ 5× stock group_send under uvicorn",
+            DASHIFY_UVICORN,
+            "deliveries",
+            ">=",
+            5,
+            STOCK_UVICORN,
+        ),
     ]
-    tokens = stack.mint("alice", {"valid": sizes.sockets + 1})["valid"]
+    tokens = stack.mint("alice", {"valid": 2 * (sizes.sockets + 1)})["valid"]
     ids = stack.ids("alice")
-    servers = {kind: stack.server(kind) for kind in ("dashify", "echo", "bare")}
+    kinds = ("dashify", "echo", "bare", "dashify-uvicorn", "echo-uvicorn")
+    servers = {kind: stack.server(kind) for kind in kinds}
     asyncio.run(measure(stack, report, sizes, budget, tokens, ids, servers))
     return report
 
@@ -212,10 +234,24 @@ async def measure(
     systems: dict[str, System] = {}
     try:
         systems[BARE] = await open_bare(stack, servers["bare"], sizes.sockets)
-        systems[STOCK] = await open_stock(stack, servers["echo"], sizes.sockets)
-        systems[DASHIFY] = await open_dashify(
-            stack, servers["dashify"], sizes.sockets, tokens, ids
-        )
+        per_server = sizes.sockets + 1
+        for label, kind in ((STOCK, "echo"), (STOCK_UVICORN, "echo-uvicorn")):
+            systems[label] = await open_stock(
+                stack, label, kind, servers[kind], sizes.sockets
+            )
+        for label, kind, first in (
+            (DASHIFY, "dashify", 0),
+            (DASHIFY_UVICORN, "dashify-uvicorn", per_server),
+        ):
+            systems[label] = await open_dashify(
+                stack,
+                label,
+                kind,
+                servers[kind],
+                sizes.sockets,
+                tokens[first : first + per_server],
+                ids,
+            )
         for system in systems.values():
             system.listen()
             # Unmeasured: the first event pays for lazy imports and pools.
@@ -311,27 +347,35 @@ async def open_bare(stack: Stack, server: Proc, count: int) -> System:
     return await open_system(BARE, server, count, receiver, trigger, lambda m: m)
 
 
-async def open_stock(stack: Stack, server: Proc, count: int) -> System:
+async def open_stock(
+    stack: Stack, label: str, kind: str, server: Proc, count: int
+) -> System:
     async def receiver(index: int) -> ClientConnection:
-        url = stack.ws_url("echo", "/ws/group/")
+        url = stack.ws_url(kind, "/ws/group/")
         websocket = await open_ws(url, stack.origin, OP_TIMEOUT)
         await expect_frame(websocket, "hello", OP_TIMEOUT)
         return websocket
 
     async def trigger() -> ClientConnection:
-        url = stack.ws_url("echo", "/ws/group/send/")
+        url = stack.ws_url(kind, "/ws/group/send/")
         return await open_ws(url, stack.origin, OP_TIMEOUT)
 
-    return await open_system(STOCK, server, count, receiver, trigger, lambda m: m)
+    return await open_system(label, server, count, receiver, trigger, lambda m: m)
 
 
 async def open_dashify(
-    stack: Stack, server: Proc, count: int, tokens: list[str], ids: dict[str, int]
+    stack: Stack,
+    label: str,
+    kind: str,
+    server: Proc,
+    count: int,
+    tokens: list[str],
+    ids: dict[str, int],
 ) -> System:
     subscribe = json.dumps({"type": "board.subscribe", "board": ids["board"]})
 
     async def receiver(index: int) -> ClientConnection:
-        url = stack.ws_url("dashify", "/ws/", tokens[index])
+        url = stack.ws_url(kind, "/ws/", tokens[index])
         websocket = await open_ws(url, stack.origin, OP_TIMEOUT)
         await expect_frame(websocket, '"type":"hello"', OP_TIMEOUT)
         await websocket.send(subscribe)
@@ -339,7 +383,7 @@ async def open_dashify(
         return websocket
 
     async def trigger() -> ClientConnection:
-        url = stack.ws_url("dashify", "/ws/", tokens[count])
+        url = stack.ws_url(kind, "/ws/", tokens[count])
         websocket = await open_ws(url, stack.origin, OP_TIMEOUT)
         await expect_frame(websocket, '"type":"hello"', OP_TIMEOUT)
         return websocket
@@ -347,4 +391,4 @@ async def open_dashify(
     def payload(marker: str) -> str:
         return json.dumps({"type": "card.update", "card": ids["card"], "title": marker})
 
-    return await open_system(DASHIFY, server, count, receiver, trigger, payload)
+    return await open_system(label, server, count, receiver, trigger, payload)

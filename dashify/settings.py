@@ -168,8 +168,15 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several processes (two servers, a worker) share one SQLite file in
-    # development and tests; wait for the write lock instead of failing.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # development and tests: wait for the write lock instead of failing,
+    # take it when a transaction starts (a read that later writes cannot
+    # deadlock), and keep a write-ahead log, so that readers never wait
+    # for a writer and a commit is one append instead of a journal swap.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        timeout=20,
+        transaction_mode="IMMEDIATE",
+        init_command="PRAGMA journal_mode=WAL;",
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"

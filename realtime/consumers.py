@@ -10,20 +10,22 @@ they are; only ``session.ended`` is acted upon.
 """
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from accounts.services import EndReason, WsIdentity, asession_alive
-from realtime import fanout, groups, selectors, services
+from accounts.exceptions import RedisUnavailable
+from accounts.services import EndReason, WsIdentity, aspend_ws_token
+from realtime import fanout, groups, selectors, services, unread, watch
 from realtime.exceptions import Invalid, NotFound
+from realtime.middleware import REFUSED, HandshakeRefusal, log_refusal
 from realtime.protocol import CloseCode, ErrorCode
 
 logger = logging.getLogger("dashify.realtime")
@@ -68,6 +70,17 @@ class DashboardConsumer(AsyncWebsocketConsumer):
     channel_layer_alias = NO_CHANNEL_LAYER
     identity: WsIdentity
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels' own dispatch first closes stale database connections
+        # through a worker-thread hop, for every frame. This consumer
+        # touches the database only through database_sync_to_async, which
+        # does that in its worker thread around each call; the hop per
+        # frame would buy nothing.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
     async def connect(self) -> None:
         # TokenAuthMiddleware adds this key; channels-stubs' scope type
         # lists only the keys Channels itself sets.
@@ -79,38 +92,49 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             settings.DASHIFY_WS_JOIN_RATE, settings.DASHIFY_WS_JOIN_BURST
         )
         self.joined: set[str] = set()
+        # Why the session ended, if it did before the hello was sent.
+        self.ended_early: str | None = None
         self.member = fanout.Member(
             send=self.send_frame,
             on_event=self.on_group_event,
             on_overflow=self.on_overflow,
         )
-        for group in (
-            groups.session_group(self.identity.binding),
-            groups.user_group(self.identity.user_id),
-        ):
-            await self.join(group)
-
-        # The token was spent before the session group was joined; a
-        # revocation in between was published to nobody. Look once more.
-        if await asession_alive(self.identity.binding) is False:
-            security_logger.warning(
-                "ws handshake refused reason=session-ended user=%s tenant=%s",
-                self.identity.user_id,
-                self.identity.tenant_id,
+        # Listen for the session's end first, then spend the token: a
+        # revocation either comes before the spend (which then fails) or
+        # reaches this socket. Joining a personal group costs no Redis
+        # command, so the spend is the handshake's one round trip.
+        user_id = self.identity.user_id
+        try:
+            await self.join(groups.session_group(self.identity.binding))
+            await self.join(groups.user_group(user_id))
+            spent = await aspend_ws_token(
+                self.identity, also_read=unread.cache_key(user_id)
             )
-            await self.close()
+        except (RedisUnavailable, RedisError, OSError):
+            await self.refuse(HandshakeRefusal.UNAVAILABLE)
             return
+        if not spent.ok:
+            await self.refuse(HandshakeRefusal.REPLAYED)
+            return
+        if self.ended_early is not None:
+            await self.refuse(HandshakeRefusal.SESSION_ENDED)
+            return
+
         await self.accept()
-        self.watchdog = asyncio.create_task(self.watch_session())
-        unread = await database_sync_to_async(selectors.unread_count)(
-            self.identity.user_id
+        security_logger.info(
+            "ws handshake accepted user=%s tenant=%s", user_id, self.identity.tenant_id
         )
+        watch.ensure_running()
+        count = unread.parse(spent.extra)
+        if count is None:
+            count = await database_sync_to_async(selectors.unread_count)(user_id)
+            await unread.aremember_if_absent(user_id, count)
         await self.send_event(
             {
                 "type": "hello",
-                "user": self.identity.user_id,
+                "user": user_id,
                 "tenant": self.identity.tenant_id,
-                "unread": unread,
+                "unread": count,
                 "limits": {
                     "max_frame_bytes": settings.DASHIFY_WS_MAX_FRAME_BYTES,
                     "rate": settings.DASHIFY_WS_RATE,
@@ -118,13 +142,19 @@ class DashboardConsumer(AsyncWebsocketConsumer):
                 },
             }
         )
+        # Events that arrived during the handshake follow the hello.
+        self.member.start()
+        if self.ended_early is not None:
+            await self.session_ended({"reason": self.ended_early})
+
+    async def refuse(self, reason: str) -> None:
+        """Close before accepting (HTTP 403), leaving no membership behind."""
+        log_refusal(reason, self.identity)
+        for group in list(self.joined):
+            await self.leave(group)
+        await self.close(REFUSED)
 
     async def disconnect(self, code: int) -> None:
-        watchdog = getattr(self, "watchdog", None)
-        if watchdog is not None:
-            watchdog.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watchdog
         for group in list(getattr(self, "joined", ())):
             await fanout.hub().leave(group, self.member)
         logger.info(
@@ -142,14 +172,6 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         if group in self.joined:
             self.joined.discard(group)
             await fanout.hub().leave(group, self.member)
-
-    async def watch_session(self) -> None:
-        """Close the socket if its session ends without a revocation event."""
-        while True:
-            await asyncio.sleep(settings.DASHIFY_WS_SESSION_CHECK)
-            if await asession_alive(self.identity.binding) is False:
-                await self.session_ended({"reason": "expired"})
-                return
 
     # --- frames from the client --------------------------------------------
 
@@ -311,7 +333,10 @@ class DashboardConsumer(AsyncWebsocketConsumer):
     def on_group_event(self, event: dict[str, Any]) -> bool:
         """Act on control events; let the rest through to the client."""
         if event.get("type") == "session.ended":
-            asyncio.get_running_loop().create_task(self.session_ended(event))
+            if self.member.started:
+                asyncio.get_running_loop().create_task(self.session_ended(event))
+            else:
+                self.ended_early = event["reason"]
             return False
         return True
 

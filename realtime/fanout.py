@@ -1,13 +1,24 @@
 """
 Group fan-out for the dashboard sockets: a per-process registry of local
-sockets per group, fed by one Redis pub/sub subscription per group and
-process.
+sockets per group, fed by Redis pub/sub.
 
 Why not the Channels layer's groups: channels-redis delivers one message
 per member channel and Channels dispatches each through a worker-thread
 hop, so an event for 1,000 sockets costs 1,000 deliveries and hops. Here
 an event is serialised once by the publisher, published once, received
 once per process, and written to each local socket without a hop.
+
+Groups come in two kinds (realtime.groups):
+
+- Shared groups (a tenant's rooms and boards) have a channel of their own.
+  A process subscribes to it when its first local socket joins and
+  unsubscribes when its last one leaves.
+- Personal groups (one session's sockets, one person's sockets) would need
+  a subscription per socket, paid for at every handshake. Their events
+  travel instead on one channel per Redis server, which every process
+  listens to from its first socket on, and each process drops the events
+  for groups it has no socket in. Joining a personal group is therefore a
+  dictionary insert: no Redis command.
 
 Delivery to one socket never waits for another: each socket has a small
 outbox drained by a task of its own, started only while frames are
@@ -19,8 +30,10 @@ outbox fills only when events arrive faster than the process can write.
 
 Pub/sub keeps nothing: an event published while a process is (re)joining
 Redis is lost to that process. Clients therefore resynchronise when they
-(re)join a room or board (chat.history, board.snapshot), and sockets check
-their session's liveness on their own (realtime.consumers).
+(re)join a room or board (chat.history, board.snapshot); personal groups
+are not joinable until the process listens on their channel, and the hub
+announces each renewed subscription (``Hub.resubscribed``) so that what
+was missed in between can be checked (realtime.watch).
 """
 
 import asyncio
@@ -37,14 +50,27 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from dashify.redis import aclient_for_url, client_for_url
+from realtime.groups import is_personal
 
 logger = logging.getLogger("dashify.realtime")
 
-RECONNECT_PAUSE = 1.0
+RECONNECT_PAUSE = 0.5
+# How long a handshake waits for its process to listen on the personal
+# channels (only the first handshakes of a process, or during a reconnect):
+# well within the three seconds in which Dashify refuses a handshake that
+# Redis cannot serve.
+LISTEN_TIMEOUT = 2.0
+# Separates a personal group's name from the frame on the personal channel.
+# Group names never contain it (realtime.groups).
+SEPARATOR = "\n"
 
 
 def _channel(group: str) -> str:
     return f"{settings.DASHIFY_REDIS_KEY_PREFIX}:fan:{group}"
+
+
+def personal_channel() -> str:
+    return f"{settings.DASHIFY_REDIS_KEY_PREFIX}:fan-personal"
 
 
 def shard_of(group: str) -> int:
@@ -62,14 +88,21 @@ def encode(event: dict[str, Any]) -> str:
     return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
 
 
+def _message(group: str, event: dict[str, Any]) -> tuple[str, str]:
+    """The channel and payload that carry an event for a group."""
+    if is_personal(group):
+        return personal_channel(), group + SEPARATOR + encode(event)
+    return _channel(group), encode(event)
+
+
 def publish(group: str, event: dict[str, Any]) -> None:
     """Publish an event to a group from synchronous code (one PUBLISH)."""
-    client_for_url(_url(group)).publish(_channel(group), encode(event))
+    client_for_url(_url(group)).publish(*_message(group, event))
 
 
 async def apublish(group: str, event: dict[str, Any]) -> None:
     """Publish an event to a group from asynchronous code (one PUBLISH)."""
-    await aclient_for_url(_url(group)).publish(_channel(group), encode(event))
+    await aclient_for_url(_url(group)).publish(*_message(group, event))
 
 
 class Member:
@@ -78,6 +111,9 @@ class Member:
     socket; ``on_event`` sees every event before it is written and may
     return False to keep it from the client (for control events such as
     session.ended); ``on_overflow`` is called once when the outbox fills.
+
+    A member joins before its socket is accepted; frames wait in its
+    outbox until ``start`` is called.
     """
 
     __slots__ = (
@@ -87,6 +123,7 @@ class Member:
         "outbox",
         "writer",
         "overflowed",
+        "started",
         "__weakref__",
     )
 
@@ -102,6 +139,13 @@ class Member:
         self.outbox: collections.deque[str] = collections.deque()
         self.writer: asyncio.Task[None] | None = None
         self.overflowed = False
+        self.started = False
+
+    def start(self) -> None:
+        """Write what is waiting, and from now on what arrives."""
+        self.started = True
+        if self.outbox and self.writer is None:
+            self.writer = asyncio.get_running_loop().create_task(self._drain())
 
     def deliver(self, frame: str, event: dict[str, Any]) -> None:
         if self.overflowed or not self.on_event(event):
@@ -112,7 +156,7 @@ class Member:
             self.on_overflow()
             return
         self.outbox.append(frame)
-        if self.writer is None:
+        if self.started and self.writer is None:
             self.writer = asyncio.get_running_loop().create_task(self._drain())
 
     async def _drain(self) -> None:
@@ -139,21 +183,42 @@ class Shard:
         self.lock = asyncio.Lock()
         self.pubsub: PubSub | None = None
         self.reader: asyncio.Task[None] | None = None
-        self.groups = 0
+        # Set while Redis has confirmed the personal channel's subscription
+        # on the current connection; cleared when the connection fails.
+        self.listening = asyncio.Event()
+        self.personal_requested = False
+        self.confirmations = 0
 
     def subscription(self) -> PubSub:
         if self.pubsub is None:
-            self.pubsub = aclient_for_url(self.url).pubsub(
-                ignore_subscribe_messages=True
-            )
+            self.pubsub = aclient_for_url(self.url).pubsub()
         return self.pubsub
 
     def ensure_reader(self) -> None:
         if self.reader is None or self.reader.done():
             self.reader = asyncio.get_running_loop().create_task(self.read())
 
+    async def listen_personal(self) -> None:
+        """
+        Return once this process hears the personal channel of this shard;
+        raise RedisError if Redis has not confirmed within LISTEN_TIMEOUT.
+        """
+        if self.listening.is_set():
+            return
+        async with self.lock:
+            if not self.personal_requested:
+                await self.subscription().subscribe(personal_channel())
+                self.personal_requested = True
+                self.ensure_reader()
+        try:
+            async with asyncio.timeout(LISTEN_TIMEOUT):
+                await self.listening.wait()
+        except TimeoutError as error:
+            raise RedisError("the personal channel is not subscribed") from error
+
     async def read(self) -> None:
         prefix_length = len(_channel(""))
+        personal = personal_channel().encode()
         while True:
             try:
                 message = await self.subscription().get_message(timeout=None)
@@ -162,15 +227,25 @@ class Shard:
             except (RedisError, OSError):
                 # The next read reconnects, and redis-py then subscribes
                 # again to every channel this shard still listens on.
+                self.listening.clear()
                 logger.warning("lost the Redis subscription; reconnecting")
                 await asyncio.sleep(RECONNECT_PAUSE)
                 continue
-            if message is None or message.get("type") != "message":
-                if not self.groups:
-                    return
+            if message is None:
                 continue
-            group = message["channel"].decode()[prefix_length:]
-            self.hub.dispatch(group, message["data"])
+            kind, channel = message.get("type"), message.get("channel")
+            if kind == "message":
+                if channel == personal:
+                    group, _, frame = message["data"].decode().partition(SEPARATOR)
+                    self.hub.dispatch(group, frame)
+                else:
+                    group = channel.decode()[prefix_length:]
+                    self.hub.dispatch(group, message["data"].decode())
+            elif kind == "subscribe" and channel == personal:
+                self.confirmations += 1
+                self.listening.set()
+                if self.confirmations > 1:
+                    self.hub.resubscribed.set()
 
 
 class Hub:
@@ -179,31 +254,34 @@ class Hub:
     def __init__(self) -> None:
         self.members: dict[str, set[Member]] = {}
         self.shards = [Shard(self, url) for url in settings.DASHIFY_FANOUT_REDIS_URLS]
+        # Set when a personal channel was subscribed again after a lost
+        # connection: events published in between never arrived.
+        self.resubscribed = asyncio.Event()
 
     async def join(self, group: str, member: Member) -> None:
-        """Add a local socket to a group; subscribe this process if first."""
+        """Add a local socket to a group; subscribe this process if needed."""
         shard = self.shards[shard_of(group)]
+        if is_personal(group):
+            await shard.listen_personal()
+            self.members.setdefault(group, set()).add(member)
+            return
         async with shard.lock:
             members = self.members.get(group)
             if members is None:
                 await shard.subscription().subscribe(_channel(group))
                 members = self.members[group] = set()
-                shard.groups += 1
                 shard.ensure_reader()
             members.add(member)
 
     async def leave(self, group: str, member: Member) -> None:
         """Remove a local socket; unsubscribe this process if it was the last."""
+        if is_personal(group):
+            self._discard(group, member)
+            return
         shard = self.shards[shard_of(group)]
         async with shard.lock:
-            members = self.members.get(group)
-            if members is None or member not in members:
+            if not self._discard(group, member):
                 return
-            members.discard(member)
-            if members:
-                return
-            del self.members[group]
-            shard.groups -= 1
             try:
                 await shard.subscription().unsubscribe(_channel(group))
             except (RedisError, OSError):
@@ -211,14 +289,32 @@ class Hub:
                 # arrival, so a failed unsubscribe costs only traffic.
                 logger.debug("unsubscribe from %s failed", group)
 
-    def dispatch(self, group: str, data: bytes) -> None:
+    def _discard(self, group: str, member: Member) -> bool:
+        """Remove a member; True if that emptied the group."""
+        members = self.members.get(group)
+        if members is None or member not in members:
+            return False
+        members.discard(member)
+        if members:
+            return False
+        del self.members[group]
+        return True
+
+    def groups_named(self, prefix: str) -> list[str]:
+        """The groups with a local socket whose names start with ``prefix``."""
+        return [group for group in self.members if group.startswith(prefix)]
+
+    def dispatch(self, group: str, frame: str) -> None:
         members = self.members.get(group)
         if not members:
             return
-        frame = data.decode()
         event = json.loads(frame)
         for member in list(members):
             member.deliver(frame, event)
+
+    def dispatch_event(self, group: str, event: dict[str, Any]) -> None:
+        """Deliver an event to this process's sockets in a group only."""
+        self.dispatch(group, encode(event))
 
 
 _hubs: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub]" = (

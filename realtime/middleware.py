@@ -1,10 +1,15 @@
 """
-The WebSocket handshake: origin check, token verification and single-use
-spending, all before the socket is accepted.
+The WebSocket handshake, first half: the origin check and the token's
+verification, both before any I/O, so that the refusals anyone can send
+for free cost the server the least. The second half, spending the token's
+single use, happens in the consumer (realtime.consumers), after it has
+registered for its session's events and before it accepts: a revocation
+then either ends the session before the spend (which fails) or reaches
+the registered socket. Every consumer behind this middleware must spend.
 
 A refused handshake is closed before acceptance, which the ASGI server
 turns into HTTP 403; the client learns nothing about why. The reason is
-logged as a category (accounts.tokens.Refusal or a handshake reason below)
+logged as a category (accounts.tokens.Refusal or a HandshakeRefusal)
 with the user and tenant ids once they are known, never with the token,
 the query string or a header value.
 """
@@ -19,7 +24,6 @@ from urllib.parse import parse_qsl
 from django.conf import settings
 
 from accounts import services, tokens
-from accounts.exceptions import RedisUnavailable
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -27,6 +31,10 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 security_logger = logging.getLogger("dashify.security")
+
+# The close code of a refused handshake. Before acceptance the ASGI server
+# answers HTTP 403 whatever the code; in-process clients see the code.
+REFUSED = 1008
 
 # The longest query string worth parsing: one token and its name.
 MAX_QUERY_STRING = tokens.MAX_TOKEN_LENGTH + 16
@@ -37,13 +45,15 @@ class HandshakeRefusal(StrEnum):
     NO_TOKEN = "no-token"  # noqa: S105 (a reason, not a secret)
     REPLAYED = "replayed-or-revoked"
     UNAVAILABLE = "redis-unavailable"
+    SESSION_ENDED = "session-ended"
 
 
 class TokenAuthMiddleware:
     """
-    Admit a WebSocket only with an allowed Origin and an unspent, valid
-    token; put the identity in ``scope["dashify"]`` (an
-    accounts.services.WsIdentity). Holds no per-connection state.
+    Admit a WebSocket only with an allowed Origin and a valid token; put
+    the identity in ``scope["dashify"]`` (an accounts.services.WsIdentity)
+    for the consumer, which spends the token. Holds no per-connection
+    state.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -53,46 +63,29 @@ class TokenAuthMiddleware:
         if scope["type"] != "websocket":
             return await self.app(scope, receive, send)
 
-        identity = await self.authenticate(scope)
+        identity = self.authenticate(scope)
         if isinstance(identity, services.WsIdentity):
-            security_logger.info(
-                "ws handshake accepted user=%s tenant=%s",
-                identity.user_id,
-                identity.tenant_id,
-            )
             return await self.app({**scope, "dashify": identity}, receive, send)
-
-        reason, user_id, tenant_id = identity
-        security_logger.warning(
-            "ws handshake refused reason=%s user=%s tenant=%s",
-            reason,
-            user_id or "-",
-            tenant_id or "-",
-        )
+        log_refusal(identity)
         await deny(receive, send)
 
-    async def authenticate(
-        self, scope: Scope
-    ) -> services.WsIdentity | tuple[str, int | None, int | None]:
-        """Return the identity, or (reason, user id, tenant id) of a refusal."""
+    def authenticate(self, scope: Scope) -> services.WsIdentity | str:
+        """Return the identity, or the reason for a refusal."""
         if not origin_allowed(scope):
-            return HandshakeRefusal.ORIGIN, None, None
-
+            return HandshakeRefusal.ORIGIN
         token = token_from_query(scope.get("query_string", b""))
         if token is None:
-            return HandshakeRefusal.NO_TOKEN, None, None
+            return HandshakeRefusal.NO_TOKEN
+        return services.verify_ws_token(token, int(time.time()))
 
-        identity = services.verify_ws_token(token, int(time.time()))
-        if isinstance(identity, tokens.Refusal):
-            return identity, None, None
 
-        try:
-            spent = await services.aspend_ws_token(identity)
-        except RedisUnavailable:
-            return HandshakeRefusal.UNAVAILABLE, identity.user_id, identity.tenant_id
-        if not spent:
-            return HandshakeRefusal.REPLAYED, identity.user_id, identity.tenant_id
-        return identity
+def log_refusal(reason: str, identity: services.WsIdentity | None = None) -> None:
+    security_logger.warning(
+        "ws handshake refused reason=%s user=%s tenant=%s",
+        reason,
+        identity.user_id if identity else "-",
+        identity.tenant_id if identity else "-",
+    )
 
 
 def origin_allowed(scope: Scope) -> bool:
@@ -128,4 +121,4 @@ async def deny(receive: Receive, send: Send) -> None:
     """Refuse the handshake: the server answers HTTP 403."""
     message = await receive()
     if message["type"] == "websocket.connect":
-        await send({"type": "websocket.close", "code": 1008})
+        await send({"type": "websocket.close", "code": REFUSED})

@@ -15,7 +15,7 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from accounts.models import Tenant, User
-from realtime import fanout, groups, selectors
+from realtime import fanout, groups, selectors, unread
 from realtime.exceptions import Invalid, NotFound
 from realtime.models import (
     MAX_MESSAGE_LENGTH,
@@ -104,12 +104,14 @@ def notify(
         return Notification.objects.get(
             user=user, idempotency_key=idempotency_key
         ), False
+    count = selectors.unread_count(user.pk)
+    transaction.on_commit(lambda: unread.remember(user.pk, count))
     broadcast(
         groups.user_group(user.pk),
         {
             "type": "notification.created",
             "notification": selectors.notification_payload(notification),
-            "unread": selectors.unread_count(user.pk),
+            "unread": count,
         },
     )
     return notification, True
@@ -126,13 +128,11 @@ def mark_read(*, user_id: int, notification_id: int) -> None:
         ).exists()
     ):
         raise NotFound
+    count = selectors.unread_count(user_id)
+    transaction.on_commit(lambda: unread.remember(user_id, count))
     broadcast(
         groups.user_group(user_id),
-        {
-            "type": "notification.read",
-            "id": notification_id,
-            "unread": selectors.unread_count(user_id),
-        },
+        {"type": "notification.read", "id": notification_id, "unread": count},
     )
 
 

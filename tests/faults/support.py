@@ -25,6 +25,7 @@ from django.conf import settings
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from realtime import groups
 from tests.conftest import PASSWORD, LiveServer, LiveSite, RedisServer
 
 HTTP_TIMEOUT = 10.0
@@ -238,7 +239,10 @@ def raw_handshake(
 
 
 def group_channel_names(group: str) -> list[str]:
+    """The channels a group's events may travel on (realtime.fanout)."""
     prefix = settings.DASHIFY_REDIS_KEY_PREFIX
+    if groups.is_personal(group):
+        return [f"{prefix}:fan-personal"]
     return [f"{prefix}:asgi:__group__{group}", f"{prefix}:fan:{group}"]
 
 

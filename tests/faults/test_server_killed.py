@@ -70,10 +70,10 @@ class Pair:
     def subscribers(self) -> dict[str, int]:
         return {g: group_subscribers(self.redis, g) for g in self.shared_groups}
 
-    def session_groups_listed(self) -> int:
-        """How many sessions' groups have a listener (one session per socket)."""
-        marker = groups.session_group("")
-        return sum(marker in name for name in pubsub_channels(self.redis))
+    def session_channel_listeners(self) -> int:
+        """How many processes listen for sessions' events (one channel each)."""
+        any_session = groups.session_group("0" * 32)
+        return group_subscribers(self.redis, any_session)
 
 
 @pytest.fixture
@@ -167,7 +167,7 @@ async def test_redis_stops_counting_a_killed_server_as_a_group_subscriber(
     pair: Pair,
 ) -> None:
     assert pair.subscribers() == {group: 2 for group in pair.shared_groups}
-    assert pair.session_groups_listed() == 4
+    assert pair.session_channel_listeners() == 2
 
     pair.kill_a()
     await asyncio.to_thread(
@@ -177,4 +177,4 @@ async def test_redis_stops_counting_a_killed_server_as_a_group_subscriber(
     )
 
     assert pair.subscribers() == {group: 1 for group in pair.shared_groups}
-    assert pair.session_groups_listed() == 2
+    assert pair.session_channel_listeners() == 1

@@ -39,9 +39,14 @@ def two_redis(tmp_path: Path) -> Iterator[list[RedisServer]]:
 
 
 def subscribers(server: RedisServer, group: str) -> int:
+    """Listeners of the channel that carries a group's events on a server."""
     client = redis.Redis(port=server.port)
+    prefix = settings.DASHIFY_REDIS_KEY_PREFIX
     try:
-        channel = f"{settings.DASHIFY_REDIS_KEY_PREFIX}:fan:{group}"
+        if groups.is_personal(group):
+            channel = f"{prefix}:fan-personal"
+        else:
+            channel = f"{prefix}:fan:{group}"
         return dict(client.pubsub_numsub(channel))[channel.encode()]
     finally:
         client.close()
@@ -73,7 +78,10 @@ async def test_groups_live_on_the_server_their_name_hashes_to(
         assert sorted(homes) == [0, 1], "pick groups that hash apart"
         for group, home in zip(spread, homes, strict=True):
             assert subscribers(two_redis[home], group) >= 1
-            assert subscribers(two_redis[1 - home], group) == 0
+        # A shared group is heard only where it lives; the personal channel
+        # of the other server may carry other people's groups.
+        room_home = homes[0]
+        assert subscribers(two_redis[1 - room_home], spread[0]) == 0
 
         await bob_socket.send(
             json.dumps({"type": "chat.send", "room": room, "body": "sharded"})
