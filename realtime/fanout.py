@@ -42,7 +42,7 @@ import json
 import logging
 import weakref
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
 from django.conf import settings
@@ -129,7 +129,7 @@ class Member:
 
     def __init__(
         self,
-        send: Callable[[str], Awaitable[None]],
+        send: Callable[[str], Coroutine[Any, Any, None]],
         on_event: Callable[[dict[str, Any]], bool],
         on_overflow: Callable[[], None],
     ) -> None:
@@ -144,8 +144,8 @@ class Member:
     def start(self) -> None:
         """Write what is waiting, and from now on what arrives."""
         self.started = True
-        if self.outbox and self.writer is None:
-            self.writer = asyncio.get_running_loop().create_task(self._drain())
+        if self.writer is None:
+            self._write()
 
     def deliver(self, frame: str, event: dict[str, Any]) -> None:
         if self.overflowed or not self.on_event(event):
@@ -157,18 +157,75 @@ class Member:
             return
         self.outbox.append(frame)
         if self.started and self.writer is None:
-            self.writer = asyncio.get_running_loop().create_task(self._drain())
+            self._write()
 
-    async def _drain(self) -> None:
+    def _write(self) -> None:
+        """
+        Write the outbox now, for as long as the socket takes frames
+        without waiting; hand the rest to a task of this socket's own at
+        the first write that has to wait.
+
+        A task per socket and event would cost more than the write itself
+        in a large fan-out, and most writes never wait: the ASGI server
+        copies the frame into its buffer and returns.
+        """
+        while self.outbox:
+            write = self.send(self.outbox.popleft())
+            try:
+                waiting_on = write.send(None)
+            except StopIteration:
+                continue
+            except Exception:
+                self._lost()
+                return
+            self.writer = asyncio.get_running_loop().create_task(
+                self._finish(_Suspended(write, waiting_on))
+            )
+            return
+
+    async def _finish(self, write: "_Suspended") -> None:
         try:
+            await write
             while self.outbox:
                 await self.send(self.outbox.popleft())
         except Exception:
-            # The socket went away mid-write; the consumer's disconnect
-            # handler removes the member.
-            self.outbox.clear()
+            self._lost()
         finally:
             self.writer = None
+
+    def _lost(self) -> None:
+        # The socket went away mid-write; the consumer's disconnect
+        # handler removes the member.
+        self.outbox.clear()
+
+
+class _Suspended:
+    """
+    A coroutine that was started by hand and is waiting on ``waiting_on``
+    (whatever it yielded); awaiting this object runs it to the end inside
+    the awaiting task, as if the task had started it.
+    """
+
+    __slots__ = ("coroutine", "waiting_on")
+
+    def __init__(self, coroutine: Any, waiting_on: Any) -> None:
+        self.coroutine, self.waiting_on = coroutine, waiting_on
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coroutine, waiting_on = self.coroutine, self.waiting_on
+        while True:
+            try:
+                resumed_with = yield waiting_on
+            except BaseException as error:  # cancellation included
+                try:
+                    waiting_on = coroutine.throw(error)
+                except StopIteration as done:
+                    return done.value
+            else:
+                try:
+                    waiting_on = coroutine.send(resumed_with)
+                except StopIteration as done:
+                    return done.value
 
 
 class Shard:
