@@ -8,6 +8,7 @@ from typing import Any
 
 from django.conf import settings
 
+from accounts.models import User
 from realtime.models import Board, Card, ChatMessage, Notification, Room
 
 
@@ -27,11 +28,21 @@ def card_for(tenant_id: int, card_id: int) -> Card | None:
     )
 
 
-def message_payload(message: ChatMessage) -> dict[str, Any]:
+def member_name_for_room(tenant_id: int, user_id: int, room_id: int) -> str | None:
+    """The username of a tenant's member, if the room is the tenant's too."""
+    return (
+        User.objects.filter(pk=user_id, tenant_id=tenant_id, tenant__rooms__pk=room_id)
+        .values_list("username", flat=True)
+        .first()
+    )
+
+
+def message_payload(message: ChatMessage, author: str | None = None) -> dict[str, Any]:
+    """A message as clients see it; ``author`` spares a query for the name."""
     return {
         "id": message.pk,
         "room": message.room_id,
-        "author": message.author.username,
+        "author": author if author is not None else message.author.username,
         "body": message.body,
         "at": message.created_at.isoformat(),
     }

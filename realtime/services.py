@@ -66,15 +66,19 @@ def _clean_text(value: object, limit: int, what: str) -> str:
 
 
 def post_message(*, tenant_id: int, user_id: int, room_id: int, body: object) -> None:
-    room = selectors.room_for(tenant_id, room_id)
-    if room is None:
-        raise NotFound
     text = _clean_text(body, MAX_MESSAGE_LENGTH, "body")
-    message = ChatMessage.objects.create(room=room, author_id=user_id, body=text)
-    message = ChatMessage.objects.select_related("author").get(pk=message.pk)
+    # One query both checks that the room is the tenant's and the author
+    # the tenant's member, and fetches the name the event shows.
+    author = selectors.member_name_for_room(tenant_id, user_id, room_id)
+    if author is None:
+        raise NotFound
+    message = ChatMessage.objects.create(room_id=room_id, author_id=user_id, body=text)
     broadcast(
-        groups.room_group(tenant_id, room.pk),
-        {"type": "chat.message", "message": selectors.message_payload(message)},
+        groups.room_group(tenant_id, room_id),
+        {
+            "type": "chat.message",
+            "message": selectors.message_payload(message, author=author),
+        },
     )
 
 
