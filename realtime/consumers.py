@@ -21,11 +21,10 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from accounts.exceptions import RedisUnavailable
-from accounts.services import EndReason, WsIdentity, aspend_ws_token
+from accounts.services import EndReason, WsIdentity
 from realtime import fanout, groups, selectors, services, unread, watch
 from realtime.exceptions import Invalid, NotFound
-from realtime.middleware import REFUSED, HandshakeRefusal, log_refusal
+from realtime.middleware import REFUSED, Admission, HandshakeRefusal, log_refusal
 from realtime.protocol import CloseCode, ErrorCode
 
 logger = logging.getLogger("dashify.realtime")
@@ -84,48 +83,35 @@ class DashboardConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         # TokenAuthMiddleware adds this key; channels-stubs' scope type
         # lists only the keys Channels itself sets.
-        self.identity = self.scope["dashify"]  # type: ignore[typeddict-item]
+        admission: Admission = self.scope["dashify"]  # type: ignore[typeddict-item]
+        self.identity = admission.identity
         self.bucket = TokenBucket(settings.DASHIFY_WS_RATE, settings.DASHIFY_WS_BURST)
         # Joins answer with history or a snapshot, up to hundreds of KiB
         # for a frame of a few bytes: a budget of their own.
         self.join_bucket = TokenBucket(
             settings.DASHIFY_WS_JOIN_RATE, settings.DASHIFY_WS_JOIN_BURST
         )
+        # The rooms and boards joined; the middleware holds the personal
+        # groups for the life of the connection.
         self.joined: set[str] = set()
         # Why the session ended, if it did before the hello was sent.
         self.ended_early: str | None = None
-        self.member = fanout.Member(
+        self.member = admission.member
+        self.member.bind(
             send=self.send_frame,
             on_event=self.on_group_event,
             on_overflow=self.on_overflow,
         )
-        # Listen for the session's end first, then spend the token: a
-        # revocation either comes before the spend (which then fails) or
-        # reaches this socket. Joining a personal group costs no Redis
-        # command, so the spend is the handshake's one round trip.
-        user_id = self.identity.user_id
-        try:
-            await self.join(groups.session_group(self.identity.binding))
-            await self.join(groups.user_group(user_id))
-            spent = await aspend_ws_token(
-                self.identity, also_read=unread.cache_key(user_id)
-            )
-        except (RedisUnavailable, RedisError, OSError):
-            await self.refuse(HandshakeRefusal.UNAVAILABLE)
-            return
-        if not spent.ok:
-            await self.refuse(HandshakeRefusal.REPLAYED)
-            return
         if self.ended_early is not None:
-            await self.refuse(HandshakeRefusal.SESSION_ENDED)
+            # Revoked between the spend and now.
+            log_refusal(HandshakeRefusal.SESSION_ENDED, self.identity)
+            await self.close(REFUSED)
             return
 
         await self.accept()
-        security_logger.info(
-            "ws handshake accepted user=%s tenant=%s", user_id, self.identity.tenant_id
-        )
         watch.ensure_running()
-        count = unread.parse(spent.extra)
+        user_id = self.identity.user_id
+        count = admission.unread
         if count is None:
             count = await database_sync_to_async(selectors.unread_count)(user_id)
             await unread.aremember_if_absent(user_id, count)
@@ -146,13 +132,6 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         self.member.start()
         if self.ended_early is not None:
             await self.session_ended({"reason": self.ended_early})
-
-    async def refuse(self, reason: str) -> None:
-        """Close before accepting (HTTP 403), leaving no membership behind."""
-        log_refusal(reason, self.identity)
-        for group in list(self.joined):
-            await self.leave(group)
-        await self.close(REFUSED)
 
     async def disconnect(self, code: int) -> None:
         for group in list(getattr(self, "joined", ())):

@@ -107,19 +107,22 @@ async def apublish(group: str, event: dict[str, Any]) -> None:
 
 class Member:
     """
-    One socket's side of the hub. ``send`` writes a text frame to the
-    socket; ``on_event`` sees every event before it is written and may
-    return False to keep it from the client (for control events such as
-    session.ended); ``on_overflow`` is called once when the outbox fills.
+    One socket's side of the hub. A member can join groups before its
+    socket exists (the handshake registers it before spending the token);
+    until ``bind`` gives it its socket's callbacks, events wait in order.
 
-    A member joins before its socket is accepted; frames wait in its
-    outbox until ``start`` is called.
+    ``send`` writes a text frame to the socket; ``on_event`` sees every
+    event before it is written and may return False to keep it from the
+    client (for control events such as session.ended); ``on_overflow`` is
+    called once when the outbox fills. Frames wait in the outbox until
+    ``start`` is called.
     """
 
     __slots__ = (
         "send",
         "on_event",
         "on_overflow",
+        "early",
         "outbox",
         "writer",
         "overflowed",
@@ -127,19 +130,28 @@ class Member:
         "__weakref__",
     )
 
-    def __init__(
+    def __init__(self) -> None:
+        self.send: Callable[[str], Coroutine[Any, Any, None]] = _unbound_send
+        self.on_event: Callable[[dict[str, Any]], bool] = _let_through
+        self.on_overflow: Callable[[], None] = _ignore
+        # Events that arrived before ``bind``; None once bound.
+        self.early: list[tuple[str, dict[str, Any]]] | None = []
+        self.outbox: collections.deque[str] = collections.deque()
+        self.writer: asyncio.Task[None] | None = None
+        self.overflowed = False
+        self.started = False
+
+    def bind(
         self,
         send: Callable[[str], Coroutine[Any, Any, None]],
         on_event: Callable[[dict[str, Any]], bool],
         on_overflow: Callable[[], None],
     ) -> None:
-        self.send = send
-        self.on_event = on_event
-        self.on_overflow = on_overflow
-        self.outbox: collections.deque[str] = collections.deque()
-        self.writer: asyncio.Task[None] | None = None
-        self.overflowed = False
-        self.started = False
+        """Attach the socket, and hand it what arrived before."""
+        self.send, self.on_event, self.on_overflow = send, on_event, on_overflow
+        early, self.early = self.early or [], None
+        for frame, event in early:
+            self.deliver(frame, event)
 
     def start(self) -> None:
         """Write what is waiting, and from now on what arrives."""
@@ -148,6 +160,12 @@ class Member:
             self._write()
 
     def deliver(self, frame: str, event: dict[str, Any]) -> None:
+        if self.early is not None:
+            # Not bound yet: at most a buffer's worth; more would overflow
+            # once bound anyway.
+            if len(self.early) <= settings.DASHIFY_WS_SEND_BUFFER:
+                self.early.append((frame, event))
+            return
         if self.overflowed or not self.on_event(event):
             return
         if len(self.outbox) >= settings.DASHIFY_WS_SEND_BUFFER:
@@ -197,6 +215,18 @@ class Member:
         # The socket went away mid-write; the consumer's disconnect
         # handler removes the member.
         self.outbox.clear()
+
+
+async def _unbound_send(frame: str) -> None:
+    raise RuntimeError("a member writes only once bound and started")
+
+
+def _let_through(event: dict[str, Any]) -> bool:
+    return True
+
+
+def _ignore() -> None:
+    pass
 
 
 class _Suspended:

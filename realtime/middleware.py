@@ -1,11 +1,18 @@
 """
-The WebSocket handshake, first half: the origin check and the token's
-verification, both before any I/O, so that the refusals anyone can send
-for free cost the server the least. The second half, spending the token's
-single use, happens in the consumer (realtime.consumers), after it has
-registered for its session's events and before it accepts: a revocation
-then either ends the session before the spend (which fails) or reaches
-the registered socket. Every consumer behind this middleware must spend.
+The WebSocket handshake, all of it before the socket is accepted.
+
+1. The Origin and the token's form, signature and claims are checked with
+   no I/O, so that the refusals anyone can send for free cost the least.
+2. The socket is registered for its session's and person's events in this
+   process's hub (realtime.fanout): a dictionary insert, no Redis.
+3. The token's single use is spent in one Redis round trip, which also
+   checks that the session is alive and reads the cached unread count.
+
+Registering before spending closes the race with a revocation: a
+revocation deletes the session before it publishes, so it either comes
+first and the spend fails, or its event reaches the registered socket
+(the consumer then refuses or closes it). The middleware keeps the
+registration for the life of the connection and removes it at the end.
 
 A refused handshake is closed before acceptance, which the ASGI server
 turns into HTTP 403; the client learns nothing about why. The reason is
@@ -17,13 +24,17 @@ the query string or a header value.
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 from urllib.parse import parse_qsl
 
 from django.conf import settings
+from redis.exceptions import RedisError
 
 from accounts import services, tokens
+from accounts.exceptions import RedisUnavailable
+from realtime import fanout, groups, unread
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -48,12 +59,22 @@ class HandshakeRefusal(StrEnum):
     SESSION_ENDED = "session-ended"
 
 
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What an admitted socket's consumer finds in ``scope["dashify"]``."""
+
+    identity: services.WsIdentity
+    # Registered in the socket's personal groups, waiting to be bound.
+    member: fanout.Member
+    # The person's unread count, if Redis had it cached.
+    unread: int | None
+
+
 class TokenAuthMiddleware:
     """
-    Admit a WebSocket only with an allowed Origin and a valid token; put
-    the identity in ``scope["dashify"]`` (an accounts.services.WsIdentity)
-    for the consumer, which spends the token. Holds no per-connection
-    state.
+    Admit a WebSocket only with an allowed Origin and an unspent, valid
+    token; put an Admission in ``scope["dashify"]``. Holds no
+    per-connection state of its own.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -63,20 +84,64 @@ class TokenAuthMiddleware:
         if scope["type"] != "websocket":
             return await self.app(scope, receive, send)
 
-        identity = self.authenticate(scope)
-        if isinstance(identity, services.WsIdentity):
-            return await self.app({**scope, "dashify": identity}, receive, send)
-        log_refusal(identity)
-        await deny(receive, send)
+        identity = self.verify(scope)
+        if not isinstance(identity, services.WsIdentity):
+            log_refusal(identity)
+            await deny(receive, send)
+            return
 
-    def authenticate(self, scope: Scope) -> services.WsIdentity | str:
-        """Return the identity, or the reason for a refusal."""
+        hub, member = fanout.hub(), fanout.Member()
+        personal = (
+            groups.session_group(identity.binding),
+            groups.user_group(identity.user_id),
+        )
+        try:
+            refusal, cached = await self.register_and_spend(
+                hub, member, personal, identity
+            )
+            if refusal is not None:
+                log_refusal(refusal, identity)
+                await deny(receive, send)
+                return
+            security_logger.info(
+                "ws handshake accepted user=%s tenant=%s",
+                identity.user_id,
+                identity.tenant_id,
+            )
+            admission = Admission(identity, member, unread.parse(cached))
+            await self.app({**scope, "dashify": admission}, receive, send)
+        finally:
+            for group in personal:
+                await hub.leave(group, member)
+
+    def verify(self, scope: Scope) -> services.WsIdentity | str:
+        """Return the identity, or the reason for a refusal (no I/O)."""
         if not origin_allowed(scope):
             return HandshakeRefusal.ORIGIN
         token = token_from_query(scope.get("query_string", b""))
         if token is None:
             return HandshakeRefusal.NO_TOKEN
         return services.verify_ws_token(token, int(time.time()))
+
+    async def register_and_spend(
+        self,
+        hub: fanout.Hub,
+        member: fanout.Member,
+        personal: tuple[str, ...],
+        identity: services.WsIdentity,
+    ) -> tuple[str | None, bytes | None]:
+        """Return a refusal or None, and the cached unread count if any."""
+        try:
+            for group in personal:
+                await hub.join(group, member)
+            spent = await services.aspend_ws_token(
+                identity, also_read=unread.cache_key(identity.user_id)
+            )
+        except (RedisUnavailable, RedisError, OSError):
+            return HandshakeRefusal.UNAVAILABLE, None
+        if not spent.ok:
+            return HandshakeRefusal.REPLAYED, None
+        return None, spent.extra
 
 
 def log_refusal(reason: str, identity: services.WsIdentity | None = None) -> None:

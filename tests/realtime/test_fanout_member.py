@@ -26,7 +26,8 @@ class Socket:
         self.broken = False
         self.overflows = 0
         self.cancelled = False
-        self.member = fanout.Member(
+        self.member = fanout.Member()
+        self.member.bind(
             send=self.send, on_event=lambda event: True, on_overflow=self.overflow
         )
         self.member.start()
@@ -140,9 +141,51 @@ async def test_frames_wait_until_the_member_is_started() -> None:
     async def send(frame: str) -> None:
         frames.append(frame)
 
-    member = fanout.Member(send=send, on_event=lambda e: True, on_overflow=print)
+    member = fanout.Member()
+    member.bind(send=send, on_event=lambda e: True, on_overflow=print)
     member.deliver("hello-first", EVENT)
     before = list(frames)
     member.start()
 
     assert (before, frames) == ([], ["hello-first"])
+
+
+async def test_events_before_binding_reach_the_socket_in_order_through_its_filter() -> (
+    None
+):
+    frames: list[str] = []
+    seen: list[str] = []
+
+    async def send(frame: str) -> None:
+        frames.append(frame)
+
+    def on_event(event: dict[str, Any]) -> bool:
+        seen.append(event["type"])
+        return event["type"] != "session.ended"
+
+    member = fanout.Member()
+    member.deliver("n1", {"type": "notification.created"})
+    member.deliver("end", {"type": "session.ended"})
+    member.deliver("n2", {"type": "notification.read"})
+    member.bind(send=send, on_event=on_event, on_overflow=print)
+    member.start()
+
+    assert seen == ["notification.created", "session.ended", "notification.read"]
+    assert frames == ["n1", "n2"]
+
+
+@override_settings(DASHIFY_WS_SEND_BUFFER=3)
+async def test_a_flood_before_binding_overflows_the_socket_once_bound() -> None:
+    overflows: list[bool] = []
+
+    async def send(frame: str) -> None:
+        pass
+
+    member = fanout.Member()
+    for n in range(10):
+        member.deliver(f"event-{n}", EVENT)
+    member.bind(
+        send=send, on_event=lambda e: True, on_overflow=lambda: overflows.append(True)
+    )
+
+    assert overflows == [True]

@@ -230,12 +230,12 @@ async def test_admin_revoking_all_sessions_closes_every_socket(
 
 class SignOutWhenAccepted(logging.Handler):
     """
-    Sign a person out at the moment the consumer has accepted their socket
-    and logged it, before it has sent the hello.
+    Sign a person out at the moment the handshake middleware has spent
+    their token and logged the acceptance, before the consumer runs.
 
     The handler blocks the event loop while a thread signs out, which puts
-    the sign-out exactly inside the window where the socket is accepted
-    but not yet writing events, without touching Dashify's code.
+    the sign-out exactly inside the window between spending the token and
+    the consumer taking over the socket, without touching Dashify's code.
     """
 
     def __init__(self, person: Person) -> None:
