@@ -22,9 +22,16 @@ from dataclasses import asdict, dataclass
 
 from websockets.asyncio.client import ClientConnection
 
-from bench.common import Budget, Metric, Proc, Report
+from bench.common import Budget, Metric, Proc, Report, Target
 from bench.launch import raise_open_files_limit
-from bench.stack import Stack, close_all, expect_frame, open_many, open_ws
+from bench.stack import (
+    LONG_KEEPALIVE_S,
+    Stack,
+    close_all,
+    expect_frame,
+    open_many,
+    open_ws,
+)
 
 NAME = "idle"
 TITLE = "6. Idle sockets"
@@ -34,12 +41,16 @@ SUMMARY = (
     "CPU time over a window of wall time, all three servers measured over the "
     "same window; *memory per socket*: resident memory at the end of the "
     "window minus the same process's before its sockets were opened, divided "
-    "by N. Daphne and the bare server ping every socket every 20 s; Dashify's "
-    "sockets also check their session in Redis every 30 s."
+    "by N. Daphne and the bare server ping every idle socket every 20 s; "
+    "Dashify's server process also checks its sockets' sessions in Redis "
+    f"every 30 s. The last row is Dashify under daphne's `--ping-interval "
+    f"{LONG_KEEPALIVE_S}`, measured alone afterwards over one window of "
+    f"{LONG_KEEPALIVE_S} s."
 )
 ECHO = "echo (daphne)"
 DASHIFY = "Dashify (daphne)"
 BARE = "bare websockets"
+LONG = f"Dashify (daphne, keepalive every {LONG_KEEPALIVE_S} s)"
 OP_TIMEOUT = 30.0
 OPEN_CONCURRENCY = 50
 # Descriptors the client keeps for itself beyond the sockets.
@@ -81,8 +92,33 @@ def run(stack: Stack, *, smoke: bool, budget: Budget) -> Report:
     report.row(ECHO)
     report.row(DASHIFY, baseline=ECHO)
     report.row(BARE, baseline=ECHO)
+    report.row(LONG, baseline=ECHO)
+    report.targets = [
+        Target(
+            f"Dashify: {sizes.sockets:,} idle sockets < 1% of a core",
+            DASHIFY,
+            "cpu_pct",
+            "<",
+            1,
+        ),
+        Target(
+            f"Dashify, keepalive every {LONG_KEEPALIVE_S} s: < 1% of a core",
+            LONG,
+            "cpu_pct",
+            "<",
+            1,
+        ),
+        Target(
+            "Dashify memory per socket ≤ 1.5× echo",
+            DASHIFY,
+            "rss_kib_per_socket",
+            "<=",
+            1.5,
+            ECHO,
+        ),
+    ]
 
-    tokens = stack.mint("alice", {"valid": sizes.sockets + 1})["valid"]
+    tokens = stack.mint("alice", {"valid": 2 * (sizes.sockets + 1)})["valid"]
     servers = {
         ECHO: stack.fresh("echo", smoke),
         DASHIFY: stack.fresh("dashify", smoke),
@@ -94,6 +130,19 @@ def run(stack: Stack, *, smoke: bool, budget: Budget) -> Report:
         BARE: lambda i: open_one(stack, "bare", "/echo", None),
     }
     asyncio.run(measure(report, sizes, budget, servers, openers))
+
+    # The same sockets under a keepalive as long as a window, measured alone
+    # after the others have closed: one window that holds each socket's
+    # one ping.
+    later = tokens[sizes.sockets + 1 :]
+    long_server = {LONG: stack.fresh("dashify-long-keepalive", smoke)}
+    long_opener = {
+        LONG: lambda i: open_one(stack, "dashify-long-keepalive", "/ws/", later[i])
+    }
+    long_sizes = Sizes(
+        sizes.sockets, windows=1, window_s=1.0 if smoke else float(LONG_KEEPALIVE_S)
+    )
+    asyncio.run(measure(report, long_sizes, budget, long_server, long_opener))
     return report
 
 

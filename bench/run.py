@@ -78,7 +78,7 @@ BUDGETS = {
     "fanout": 120,
     "chat": 45,
     "storm": 120,
-    "idle": 220,
+    "idle": 400,
     "http": 60,
     "asgi_servers": 75,
 }

@@ -64,7 +64,17 @@ HELPER_TIMEOUT = 120.0
 # above anything a benchmark sends.
 UNLIMITED_RATE = "1000000"
 
-KINDS = ("dashify", "echo", "bare", "dashify-uvicorn", "echo-uvicorn")
+KINDS = (
+    "dashify",
+    "echo",
+    "bare",
+    "dashify-uvicorn",
+    "echo-uvicorn",
+    "dashify-long-keepalive",
+)
+# Seconds between daphne's pings of an idle socket for the
+# dashify-long-keepalive server (daphne's default is 20).
+LONG_KEEPALIVE_S = 120
 
 
 @dataclass
@@ -277,6 +287,12 @@ class Stack:
             return [
                 python, "-m", "bench.profiled", profile, "--",
                 "-v", "0", "-b", HOST, "-p", str(port), apps[kind],
+            ]  # fmt: skip
+        if kind == "dashify-long-keepalive":
+            return [
+                python, "-m", "daphne", "-v", "0", "-b", HOST, "-p", str(port),
+                "--ping-interval", str(LONG_KEEPALIVE_S), "--ping-timeout", "30",
+                apps["dashify"],
             ]  # fmt: skip
         if kind.endswith("-uvicorn"):
             app = apps[kind.removesuffix("-uvicorn")]
