@@ -13,17 +13,14 @@ django_application = get_asgi_application()
 # Imported after Django is set up: they load models.
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-from realtime.middleware import TokenAuthMiddleware  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_application,
-        # channels-stubs wants URLRouter's routes and its callers typed with
-        # its own scope and pattern types, which Django's path() and this
-        # middleware's plain ASGI signature do not use.
-        "websocket": TokenAuthMiddleware(
-            URLRouter(websocket_urlpatterns)  # type: ignore[arg-type]
-        ),
+        # The one socket route goes through the handshake middleware
+        # (realtime.routing). channels-stubs wants URLRouter's routes typed
+        # with its own pattern types, which Django's path() does not use.
+        "websocket": URLRouter(websocket_urlpatterns),  # type: ignore[arg-type]
     }
 )

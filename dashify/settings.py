@@ -408,5 +408,10 @@ LOGGING = {
         "django": {"handlers": [], "level": "INFO", "propagate": True},
         "django.channels.server": {"level": "WARNING"},
         "daphne.server": {"level": "WARNING"},
+        # uvicorn logs each WebSocket's path and query string (the token)
+        # on uvicorn.error, access log or not: redact at the source, so
+        # that uvicorn's own handlers only ever see the cleaned record.
+        "uvicorn.error": {"filters": ["redact"]},
+        "uvicorn.access": {"filters": ["redact"], "propagate": True},
     },
 }

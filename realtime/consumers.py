@@ -60,6 +60,9 @@ def _id(payload: dict[str, Any], name: str) -> int:
     return value
 
 
+# Seconds a closing socket may take to be told why and closed.
+FAREWELL_TIMEOUT = 1.0
+
 # Group events travel through realtime.fanout, not a Channels layer; with
 # no layer, Channels opens no per-socket channel (one SUBSCRIBE each).
 NO_CHANNEL_LAYER = "dashify-no-channel-layer"
@@ -68,6 +71,8 @@ NO_CHANNEL_LAYER = "dashify-no-channel-layer"
 class DashboardConsumer(AsyncWebsocketConsumer):
     channel_layer_alias = NO_CHANNEL_LAYER
     identity: WsIdentity
+    # True from the first moment the server decides to close.
+    ending = False
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels' own dispatch first closes stale database connections
@@ -157,6 +162,10 @@ class DashboardConsumer(AsyncWebsocketConsumer):
     async def receive(
         self, text_data: str | None = None, bytes_data: bytes | None = None
     ) -> None:
+        if self.ending:
+            # Closing (the session ended, the outbox overflowed, a bad
+            # frame): nothing more the client sends is acted upon.
+            return
         if text_data is None:
             await self.close(CloseCode.UNSUPPORTED_DATA)
             return
@@ -312,29 +321,53 @@ class DashboardConsumer(AsyncWebsocketConsumer):
     def on_group_event(self, event: dict[str, Any]) -> bool:
         """Act on control events; let the rest through to the client."""
         if event.get("type") == "session.ended":
+            reason = str(event.get("reason", EndReason.REVOKED))
             if self.member.started:
-                asyncio.get_running_loop().create_task(self.session_ended(event))
+                asyncio.get_running_loop().create_task(
+                    self.session_ended({"reason": reason})
+                )
             else:
-                self.ended_early = event["reason"]
+                self.ended_early = reason
             return False
         return True
 
     def on_overflow(self) -> None:
         logger.warning("ws send buffer full user=%s", self.identity.user_id)
-        asyncio.get_running_loop().create_task(self.close(CloseCode.SEND_BUFFER_FULL))
+        asyncio.get_running_loop().create_task(self.end(CloseCode.SEND_BUFFER_FULL))
 
     async def session_ended(self, event: dict[str, Any]) -> None:
         rotated = event["reason"] == EndReason.ROTATED
-        await self.send_event({"type": "session.ended", "reason": event["reason"]})
-        await self.close(
-            CloseCode.SESSION_ROTATED if rotated else CloseCode.SESSION_ENDED
+        await self.end(
+            CloseCode.SESSION_ROTATED if rotated else CloseCode.SESSION_ENDED,
+            farewell={"type": "session.ended", "reason": event["reason"]},
         )
 
     # --- output ---------------------------------------------------------------
 
+    async def end(self, code: int, farewell: dict[str, Any] | None = None) -> None:
+        """
+        Stop serving the client at once, then tell it why and close, for
+        at most FAREWELL_TIMEOUT seconds. A client that does not read may
+        keep the server's write waiting (uvicorn applies backpressure);
+        its frames are ignored from the first moment all the same, and the
+        server's keepalive drops the connection.
+        """
+        if self.ending:
+            return
+        self.ending = True
+        try:
+            async with asyncio.timeout(FAREWELL_TIMEOUT):
+                if farewell is not None:
+                    await self.send_event(farewell)
+                await self.close(code)
+        except Exception:
+            # Timed out, or the client went away first: nothing to tell.
+            logger.info("ws close not completed user=%s", self.identity.user_id)
+
     async def close(
         self, code: int | bool | None = None, reason: str | None = None
     ) -> None:
+        self.ending = True
         # The WebSocket protocol layer under daphne accepts only a plain
         # int, not an IntEnum member.
         await super().close(code=int(code) if code else None, reason=reason)

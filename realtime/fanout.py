@@ -322,17 +322,28 @@ class Shard:
                 continue
             kind, channel = message.get("type"), message.get("channel")
             if kind == "message":
-                if channel == personal:
-                    group, _, frame = message["data"].decode().partition(SEPARATOR)
-                    self.hub.dispatch(group, frame)
-                else:
-                    group = channel.decode()[prefix_length:]
-                    self.hub.dispatch(group, message["data"].decode())
+                try:
+                    self.handle(channel, message["data"], personal, prefix_length)
+                except Exception:
+                    # A malformed event (a buggy publisher, another
+                    # deployment on the same prefix) is dropped, never
+                    # quoted: the reader must live on, or this process
+                    # goes deaf to revocations.
+                    logger.warning("dropped a malformed event on %s", channel)
             elif kind == "subscribe" and channel == personal:
                 self.confirmations += 1
                 self.listening.set()
                 if self.confirmations > 1:
                     self.hub.resubscribed.set()
+
+    def handle(
+        self, channel: bytes, data: bytes, personal: bytes, prefix_length: int
+    ) -> None:
+        if channel == personal:
+            group, _, frame = data.decode().partition(SEPARATOR)
+            self.hub.dispatch(group, frame)
+        else:
+            self.hub.dispatch(channel.decode()[prefix_length:], data.decode())
 
 
 class Hub:
@@ -396,6 +407,8 @@ class Hub:
         if not members:
             return
         event = json.loads(frame)
+        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+            raise ValueError("an event is a JSON object with a type")
         for member in list(members):
             member.deliver(frame, event)
 

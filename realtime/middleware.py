@@ -21,6 +21,7 @@ with the user and tenant ids once they are known, never with the token,
 the query string or a header value.
 """
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -47,6 +48,11 @@ security_logger = logging.getLogger("dashify.security")
 # answers HTTP 403 whatever the code; in-process clients see the code.
 REFUSED = 1008
 
+# Seconds a handshake may wait for Redis (a free connection, the spend)
+# before it is refused as unavailable: a frozen Redis must not hold
+# handshakes open, however many arrive at once.
+REDIS_DEADLINE = 2.5
+
 # The longest query string worth parsing: one token and its name.
 MAX_QUERY_STRING = tokens.MAX_TOKEN_LENGTH + 16
 
@@ -57,6 +63,7 @@ class HandshakeRefusal(StrEnum):
     REPLAYED = "replayed-or-revoked"
     UNAVAILABLE = "redis-unavailable"
     SESSION_ENDED = "session-ended"
+    NO_ROUTE = "no-route"
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,16 +139,23 @@ class TokenAuthMiddleware:
     ) -> tuple[str | None, bytes | None]:
         """Return a refusal or None, and the cached unread count if any."""
         try:
-            for group in personal:
-                await hub.join(group, member)
-            spent = await services.aspend_ws_token(
-                identity, also_read=unread.cache_key(identity.user_id)
-            )
-        except (RedisUnavailable, RedisError, OSError):
+            async with asyncio.timeout(REDIS_DEADLINE):
+                for group in personal:
+                    await hub.join(group, member)
+                spent = await services.aspend_ws_token(
+                    identity, also_read=unread.cache_key(identity.user_id)
+                )
+        except (RedisUnavailable, RedisError, OSError, TimeoutError):
             return HandshakeRefusal.UNAVAILABLE, None
         if not spent.ok:
             return HandshakeRefusal.REPLAYED, None
         return None, spent.extra
+
+
+async def refuse_unrouted(scope: Scope, receive: Receive, send: Send) -> None:
+    """A socket on any path but the one route: refused before any token check."""
+    log_refusal(HandshakeRefusal.NO_ROUTE)
+    await deny(receive, send)
 
 
 def log_refusal(reason: str, identity: services.WsIdentity | None = None) -> None:

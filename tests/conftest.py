@@ -288,15 +288,21 @@ class LiveSite:
     tmp: Path
     servers: list[LiveServer]
 
-    def start_server(self) -> LiveServer:
+    def start_server(self, asgi_server: str = "daphne") -> LiveServer:
+        """Start daphne (or uvicorn, the documented alternative) on a port."""
         port = int(self.env["PORT"]) if not self.servers else free_port()
-        log_path = self.tmp / f"daphne-{port}.log"
-        process = subprocess.Popen(
-            [
-                sys.executable, "-m", "daphne",
-                "-b", "127.0.0.1", "-p", str(port),
-                "dashify.asgi:application",
+        log_path = self.tmp / f"{asgi_server}-{port}.log"
+        commands = {
+            "daphne": [
+                "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
             ],
+            "uvicorn": [
+                "-m", "uvicorn", "--no-access-log", "--lifespan", "off",
+                "--host", "127.0.0.1", "--port", str(port),
+            ],
+        }  # fmt: skip
+        process = subprocess.Popen(
+            [sys.executable, *commands[asgi_server], "dashify.asgi:application"],
             cwd=ROOT,
             env=self.env,
             stdout=log_path.open("wb"),

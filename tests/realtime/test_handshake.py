@@ -596,3 +596,20 @@ async def test_handshake_with_a_bad_signature_creates_no_redis_key(
 
     assert connected is False
     assert await sync_to_async(own_keys)() == before
+
+
+async def test_a_socket_on_another_path_is_refused_before_its_token_is_spent(
+    alice_in: Person, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = await sync_to_async(alice_in.token)()
+
+    elsewhere = await handshake_accepted(f"/wsx/?token={token}")
+    refusals = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == SECURITY_LOGGER and "handshake refused" in r.getMessage()
+    ]
+    at_the_route = await handshake_accepted(ws_path(token))
+
+    assert (elsewhere, at_the_route) == (False, True)
+    assert refusals == ["ws handshake refused reason=no-route user=- tenant=-"]

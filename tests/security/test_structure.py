@@ -346,7 +346,7 @@ QUERY_CASES: list[tuple[str, Callable[[str], str], str]] = [
     ("five-parameters", lambda t: f"/ws/?a=1&b=2&c=3&d=4&token={t}", "no-token"),
     ("non-ascii-in-query", lambda t: f"/ws/?token={t}&x=\u00e9", "no-token"),
     ("query-over-the-limit", lambda t: f"/ws/?token={t}&pad={'x' * 3000}", "no-token"),
-    ("token-in-the-path", lambda t: f"/ws/{t}/", "no-token"),
+    ("token-in-the-path", lambda t: f"/ws/{t}/", "no-route"),
     ("nul-appended", lambda t: f"/ws/?token={t}%00", "malformed"),
     ("nul-prepended", lambda t: f"/ws/?token=%00{t}", "malformed"),
     ("nul-only", lambda t: "/ws/?token=%00", "malformed"),
