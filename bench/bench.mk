@@ -6,7 +6,7 @@
 
 .PHONY: bench bench-smoke
 
-bench: venv ## Run every benchmark (7-10 min); results in bench/results and docs/performance.md
+bench: venv ## Run every benchmark (about 10 min); results in bench/results and docs/performance.md
 	$(PYTHON) -m bench.run
 	$(PYTHON) bench/channel_layers.py
 
