@@ -16,10 +16,12 @@ from django.test import Client
 
 from accounts.models import Tenant, User
 from accounts.services import EndReason
+from realtime.models import ChatMessage
 from realtime.protocol import CloseCode
 from tests.conftest import PASSWORD, csrf_headers, signed_in_client
 from tests.realtime.conftest import (
     SECURITY_LOGGER,
+    Content,
     Person,
     communicator,
     open_socket,
@@ -65,6 +67,27 @@ async def test_logout_closes_the_sessions_socket(alice_in: Person) -> None:
 
     assert frames == [{"type": "session.ended", "reason": EndReason.SIGNED_OUT}]
     assert code == CloseCode.SESSION_ENDED
+
+
+async def test_a_closed_sessions_socket_acts_on_nothing_its_client_sends_after(
+    alice_in: Person, acme: Content
+) -> None:
+    token = await sync_to_async(alice_in.token)()
+    async with open_socket(token) as (socket, _):
+        await socket.send_json_to({"type": "chat.join", "room": acme.room.pk})
+        assert (await socket.receive_json_from())["type"] == "chat.history"
+        await sync_to_async(post)(alice_in.client, "/accounts/logout/", {})
+        _, code = await receive_until_close(socket, within=1.0)
+
+        # A client that ignores the close and keeps writing.
+        chat = {"type": "chat.send", "room": acme.room.pk, "body": "after the end"}
+        await socket.send_json_to(chat)
+        await socket.send_json_to({"type": "ping"})
+        answered = await socket.receive_nothing(timeout=0.5)
+
+    assert code == CloseCode.SESSION_ENDED
+    assert answered is True
+    assert not await ChatMessage.objects.filter(body="after the end").aexists()
 
 
 async def test_revoking_one_session_on_the_sessions_page_closes_its_socket(
