@@ -375,7 +375,8 @@ if marker == ARGV[1] and member == 1 and alive == 1 then
 end
 return {0}
 """
-_SPEND_SHA = hashlib.sha1(_SPEND_SCRIPT.encode()).hexdigest()  # noqa: S324 (Redis names scripts by SHA-1)
+# Redis names scripts by their SHA-1 (EVALSHA); not a security use.
+_SPEND_SHA = hashlib.sha1(_SPEND_SCRIPT.encode()).hexdigest()  # noqa: S324
 
 
 @dataclass(frozen=True, slots=True)

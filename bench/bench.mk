@@ -8,7 +8,7 @@
 
 bench: venv ## Run every benchmark (about 10 min); results in bench/results and docs/performance.md
 	$(PYTHON) -m bench.run
-	$(PYTHON) bench/channel_layers.py
+	$(PYTHON) -m bench.channel_layers
 
 # Tiny sizes, one run each: proves that every benchmark still works, in well
 # under a minute, without judging any timing or touching docs/.

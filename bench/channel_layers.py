@@ -1,10 +1,9 @@
-#!/usr/bin/env python3
 """
 Compare Channels' two Redis layers on the work Dashify's socket gives them.
 
 Usage::
 
-    .venv/bin/python bench/channel_layers.py [--runs N] [--out DIR]
+    .venv/bin/python -m bench.channel_layers [--runs N] [--out DIR]
 
 Measures, for channels_redis.core.RedisChannelLayer (the baseline) and
 channels_redis.pubsub.RedisPubSubChannelLayer (what Dashify uses), in the
@@ -36,11 +35,8 @@ import json
 import os
 import platform
 import secrets
-import shutil
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -55,6 +51,8 @@ import redis
 from channels_redis.core import RedisChannelLayer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 
+from bench.common import HOST, BenchError, free_port, start_redis
+
 T = TypeVar("T")
 # Layer -> figure -> one value per run (None where the figure does not apply).
 Results = dict[str, dict[str, list[float | None]]]
@@ -68,11 +66,8 @@ MIN_RUNS = 3
 # many seconds is skipped.
 BUDGET_SECONDS = 45.0
 STEP_TIMEOUT = 15.0
-SERVER_READY_TIMEOUT = 5.0
 # How long Redis may take to notice that the killed child's sockets closed.
 DISCONNECT_GRACE = 2.0
-HOST = "127.0.0.1"
-
 LAYERS = ("core", "pubsub")
 SHARED_GROUP = "tenant.1.room.1"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -103,23 +98,6 @@ def own_group(index: int) -> str:
 # --- Redis ------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((HOST, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def answers_ping(url: str) -> bool:
-    client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
-    finally:
-        client.close()
-
-
 @contextmanager
 def redis_target() -> Iterator[tuple[str, str]]:
     """Yield (URL, description) of the server to use, starting one if needed."""
@@ -128,44 +106,16 @@ def redis_target() -> Iterator[tuple[str, str]]:
         yield url, "the server named by REDIS_URL"
         return
 
-    executable = shutil.which("redis-server")
-    if executable is None:
-        sys.exit("redis-server is not on PATH; install it or set REDIS_URL.")
     port = free_port()
-    url = f"redis://{HOST}:{port}/0"
     with tempfile.TemporaryDirectory(prefix="dashify-bench-") as data_dir:
-        server = subprocess.Popen(  # noqa: S603 (a fixed argument list)
-            [
-                executable,
-                "--bind",
-                HOST,
-                "--port",
-                str(port),
-                "--dir",
-                data_dir,
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
         try:
-            deadline = time.monotonic() + SERVER_READY_TIMEOUT
-            while not answers_ping(url):
-                if server.poll() is not None or time.monotonic() > deadline:
-                    sys.exit(f"redis-server did not start on {HOST}:{port}.")
-                time.sleep(0.05)
-            yield url, f"a private redis-server on {HOST}:{port}"
+            server = start_redis(Path(data_dir), port, cpus=None)
+        except BenchError as error:
+            sys.exit(str(error))
+        try:
+            yield f"redis://{HOST}:{port}/0", f"a private redis-server on {HOST}:{port}"
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            server.stop()
 
 
 def count_keys(client: redis.Redis, prefix: str) -> int:
@@ -286,7 +236,8 @@ async def measure_crash(
     """Return what a killed process leaves behind in Redis."""
     child = await asyncio.create_subprocess_exec(
         sys.executable,
-        __file__,
+        "-m",
+        "bench.channel_layers",
         "--crash-child",
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,

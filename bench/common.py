@@ -9,6 +9,7 @@ import asyncio
 import math
 import os
 import pstats
+import shutil
 import signal
 import socket
 import statistics
@@ -227,6 +228,31 @@ def start_process(
             )
         time.sleep(0.05)
     return proc
+
+
+def start_redis(
+    data_dir: Path, port: int, *, cpus: frozenset[int] | None, databases: int = 16
+) -> Proc:
+    """Start a private, non-persistent redis-server on ``port`` of HOST."""
+    executable = shutil.which("redis-server")
+    if executable is None:
+        raise BenchError("redis-server is not on PATH (apt-get install redis-server)")
+    return start_process(
+        "redis",
+        [
+            executable,
+            "--bind", HOST,
+            "--port", str(port),
+            "--dir", str(data_dir),
+            "--save", "",
+            "--appendonly", "no",
+            "--databases", str(databases),
+        ],
+        env=dict(os.environ),
+        cpus=cpus,
+        log_dir=data_dir,
+        port=port,
+    )  # fmt: skip
 
 
 async def settled_cpu(proc: Proc) -> float:

@@ -16,8 +16,10 @@ import re
 from collections import Counter
 from dataclasses import asdict, dataclass
 
-from bench.common import Budget, Metric, Report, Target
-from bench.handshake import measure, rotated, run_batch
+from bench.common import Budget, Report, Target
+
+# The handshake benchmark's method, and so its figures.
+from bench.handshake import METRICS, measure, rotated, run_batch
 from bench.stack import Stack
 
 NAME = "rejections"
@@ -44,14 +46,6 @@ REASONS = {
     "replayed": "replayed-or-revoked",
 }
 REASON_LINE = re.compile(r"ws handshake refused reason=(\S+)")
-
-METRICS = [
-    Metric("rate", "handshakes/s", 0, ratio=True),
-    Metric("p50_ms", "p50 ms", 2),
-    Metric("p99_ms", "p99 ms", 2, ratio=True),
-    Metric("cpu_us", "server CPU µs/op", 0, ratio=True),
-    Metric("thread_cpu_us", "of which worker threads", 0),
-]
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ import json
 import os
 import secrets
 import select
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -47,6 +46,7 @@ from bench.common import (
     Proc,
     free_port,
     start_process,
+    start_redis,
 )
 
 REDIS_BASE_DB = 12
@@ -189,28 +189,13 @@ class Stack:
 
     def start(self) -> None:
         """Start Redis and prepare the database (migrate, seed the demo)."""
-        executable = shutil.which("redis-server")
-        if executable is None:
-            raise BenchError(
-                "redis-server is not on PATH (apt-get install redis-server)"
-            )
         self.redis_port = free_port()
-        self.redis_proc = start_process(
-            "redis",
-            [
-                executable,
-                "--bind", HOST,
-                "--port", str(self.redis_port),
-                "--dir", str(self.workdir),
-                "--save", "",
-                "--appendonly", "no",
-                "--databases", str(REDIS_DATABASES),
-            ],
-            env=dict(os.environ),
+        self.redis_proc = start_redis(
+            self.workdir,
+            self.redis_port,
             cpus=self.plan.client,
-            log_dir=self.workdir,
-            port=self.redis_port,
-        )  # fmt: skip
+            databases=REDIS_DATABASES,
+        )
         self.started.append(self.redis_proc)
         for command in (["migrate", "--noinput", "-v", "0"], ["seed_demo"]):
             self._manage(*command)

@@ -212,8 +212,9 @@ class Member:
             self.writer = None
 
     def _lost(self) -> None:
-        # The socket went away mid-write; the consumer's disconnect
-        # handler removes the member.
+        # The socket went away mid-write; whoever joined the member to its
+        # groups (the middleware, the consumer) removes it when the
+        # connection ends.
         self.outbox.clear()
 
 
@@ -274,7 +275,9 @@ class Shard:
         # on the current connection; cleared when the connection fails.
         self.listening = asyncio.Event()
         self.personal_requested = False
-        self.confirmations = 0
+        # Whether Redis has confirmed the personal channel before: a
+        # second confirmation means a renewed, lossy subscription.
+        self.confirmed_before = False
 
     def subscription(self) -> PubSub:
         if self.pubsub is None:
@@ -331,10 +334,10 @@ class Shard:
                     # goes deaf to revocations.
                     logger.warning("dropped a malformed event on %s", channel)
             elif kind == "subscribe" and channel == personal:
-                self.confirmations += 1
                 self.listening.set()
-                if self.confirmations > 1:
+                if self.confirmed_before:
                     self.hub.resubscribed.set()
+                self.confirmed_before = True
 
     def handle(
         self, channel: bytes, data: bytes, personal: bytes, prefix_length: int

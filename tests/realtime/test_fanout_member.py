@@ -142,7 +142,7 @@ async def test_frames_wait_until_the_member_is_started() -> None:
         frames.append(frame)
 
     member = fanout.Member()
-    member.bind(send=send, on_event=lambda e: True, on_overflow=print)
+    member.bind(send=send, on_event=lambda e: True, on_overflow=lambda: None)
     member.deliver("hello-first", EVENT)
     before = list(frames)
     member.start()
@@ -167,7 +167,7 @@ async def test_events_before_binding_reach_the_socket_in_order_through_its_filte
     member.deliver("n1", {"type": "notification.created"})
     member.deliver("end", {"type": "session.ended"})
     member.deliver("n2", {"type": "notification.read"})
-    member.bind(send=send, on_event=on_event, on_overflow=print)
+    member.bind(send=send, on_event=on_event, on_overflow=lambda: None)
     member.start()
 
     assert seen == ["notification.created", "session.ended", "notification.read"]
