@@ -136,7 +136,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         # Events that arrived during the handshake follow the hello.
         self.member.start()
         if self.ended_early is not None:
-            await self.session_ended({"reason": self.ended_early})
+            await self.session_ended(self.ended_early)
 
     async def disconnect(self, code: int) -> None:
         for group in list(getattr(self, "joined", ())):
@@ -323,9 +323,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         if event.get("type") == "session.ended":
             reason = str(event.get("reason", EndReason.REVOKED))
             if self.member.started:
-                asyncio.get_running_loop().create_task(
-                    self.session_ended({"reason": reason})
-                )
+                asyncio.get_running_loop().create_task(self.session_ended(reason))
             else:
                 self.ended_early = reason
             return False
@@ -335,11 +333,11 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         logger.warning("ws send buffer full user=%s", self.identity.user_id)
         asyncio.get_running_loop().create_task(self.end(CloseCode.SEND_BUFFER_FULL))
 
-    async def session_ended(self, event: dict[str, Any]) -> None:
-        rotated = event["reason"] == EndReason.ROTATED
+    async def session_ended(self, reason: str) -> None:
+        rotated = reason == EndReason.ROTATED
         await self.end(
             CloseCode.SESSION_ROTATED if rotated else CloseCode.SESSION_ENDED,
-            farewell={"type": "session.ended", "reason": event["reason"]},
+            farewell={"type": "session.ended", "reason": reason},
         )
 
     # --- output ---------------------------------------------------------------
